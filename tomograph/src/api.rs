@@ -1,0 +1,617 @@
+//! The manual API: the seed's free functions (`start`, `stop`, `annotate`, `tag`,
+//! `get_trace_info`, `tracing_started`) and the Rust-shaped one beside them ([`span`] →
+//! [`SpanBuilder`] → [`SpanGuard`]).
+//!
+//! Everything here is a no-op costing a few nanoseconds when no tracer is installed, when
+//! tracing is switched off, or when the span is not sampled.
+
+use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::clock::Timestamp;
+use crate::context::stack::{self, Frame, FrameState};
+use crate::context::token::TraceToken;
+use crate::error::StopError;
+use crate::model::{Endpoint, EndpointRef, Kind, Note, Span, SpanId, Tag, TagValue, Text, TraceId};
+use crate::tracer::{self, Tracer};
+
+/// Starts a span `name` at service `service` (`address`:`port`), child of the current span,
+/// or the root of a new trace. The seed's `tomograph.start`. Stop it with [`stop`].
+///
+/// `address` is an IP address; anything else (a host name, "") leaves the endpoint's address
+/// unset. Port 0 means unknown.
+///
+/// ```
+/// # tomograph::init(tomograph::Config::builder().build()).unwrap();
+/// tomograph::start("my service", "a query", "127.0.0.1", 80);
+/// tomograph::annotate("something happened");
+/// tomograph::tag("key", "value");
+/// tomograph::stop("a query").unwrap();
+/// ```
+pub fn start(service: impl Into<Text>, name: impl Into<Text>, address: &str, port: u16) {
+    span(name)
+        .endpoint(seed_endpoint(service, address, port))
+        .start()
+        .detach();
+}
+
+/// Like [`start`], continuing the trace of `token` (from [`get_trace_info`] on another thread,
+/// or parsed from a message).
+///
+/// ```
+/// # tomograph::init(tomograph::Config::builder().build()).unwrap();
+/// tomograph::start("svc", "parent", "127.0.0.1", 0);
+/// let token = tomograph::get_trace_info();
+/// std::thread::spawn(move || {
+///     tomograph::start_from(token, "svc", "on another thread", "127.0.0.1", 0);
+///     tomograph::stop("on another thread").unwrap();
+/// }).join().unwrap();
+/// tomograph::stop("parent").unwrap();
+/// ```
+pub fn start_from(
+    token: Option<TraceToken>,
+    service: impl Into<Text>,
+    name: impl Into<Text>,
+    address: &str,
+    port: u16,
+) {
+    let builder = span(name).endpoint(seed_endpoint(service, address, port));
+    match token {
+        Some(token) => builder.child_of(token),
+        None => builder.root(),
+    }
+    .start()
+    .detach();
+}
+
+fn seed_endpoint(service: impl Into<Text>, address: &str, port: u16) -> Endpoint {
+    Endpoint::new(service)
+        .with_optional_ip(address.parse::<IpAddr>().ok())
+        .with_port(port)
+}
+
+/// Stops the current span, which must be called `name`. The seed's `tomograph.stop`.
+///
+/// With no span open, or when the current span has another name, nothing changes and an
+/// error says why (the original asserted and corrupted its stack).
+///
+/// ```
+/// use tomograph::StopError;
+/// assert!(matches!(tomograph::stop("nothing"), Err(StopError::NoSpanOpen { .. })));
+/// ```
+pub fn stop(name: &str) -> Result<(), StopError> {
+    stack::stop_named(name)
+}
+
+/// Adds a note to the current span. Does nothing when no span is open (the original created
+/// an "orphan" span that never stopped).
+///
+/// ```
+/// let _g = tomograph::span("work").start();
+/// tomograph::annotate("cache miss");
+/// ```
+pub fn annotate(value: impl Into<Text>) {
+    stack::with_current_span(|span| span.annotations.push(Note::new(Timestamp::now(), value)));
+}
+
+/// Tags the current span. Does nothing when no span is open.
+///
+/// ```
+/// let _g = tomograph::span("work").start();
+/// tomograph::tag("user", 42);
+/// ```
+pub fn tag(key: impl Into<Text>, value: impl Into<TagValue>) {
+    stack::with_current_span(|span| span.tags.push(Tag::new(key, value)));
+}
+
+/// Tags the current span with what `f` computes; `f` runs only when the span is recorded.
+///
+/// ```
+/// let _g = tomograph::span("work").start();
+/// tomograph::tag_with(|| ("expensive", format!("{:?}", vec![1, 2, 3])));
+/// ```
+pub fn tag_with<K: Into<Text>, V: Into<TagValue>>(f: impl FnOnce() -> (K, V)) {
+    stack::with_current_span(|span| {
+        let (k, v) = f();
+        span.tags.push(Tag::new(k, v));
+    });
+}
+
+/// The token of the current span, to continue the trace on another thread or in another
+/// process; `None` when no trace is in progress. The seed's `get_trace_info`.
+pub fn get_trace_info() -> Option<TraceToken> {
+    stack::current_token()
+}
+
+/// Whether a trace is in progress here (a span is open, or this task continues a trace).
+pub fn tracing_started() -> bool {
+    stack::current_token().is_some()
+}
+
+/// Begins building a span `name`; [`SpanBuilder::start`] starts it.
+///
+/// ```
+/// use tomograph::Kind;
+/// fn handle() {
+///     let span = tomograph::span("GET /users").kind(Kind::Server).tag("http.method", "GET").start();
+///     span.annotate("authenticated");
+///     // the span stops here, when `span` is dropped — also on early return or panic
+/// }
+/// handle();
+/// ```
+pub fn span(name: impl Into<Text>) -> SpanBuilder {
+    SpanBuilder {
+        name: name.into(),
+        parent: Parent::Current,
+        kind: None,
+        endpoint: None,
+        remote: None,
+        tags: Vec::new(),
+        shared: false,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Parent {
+    Current,
+    Token(TraceToken),
+    Root,
+}
+
+/// Options of a span before it starts. Made by [`span`].
+#[must_use = "a span builder does nothing until .start()"]
+#[derive(Debug)]
+pub struct SpanBuilder {
+    name: Text,
+    parent: Parent,
+    kind: Option<Kind>,
+    endpoint: Option<Endpoint>,
+    remote: Option<Endpoint>,
+    tags: Vec<Tag>,
+    shared: bool,
+}
+
+impl SpanBuilder {
+    /// The span's kind (CLIENT, SERVER, …).
+    pub fn kind(mut self, kind: Kind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// Continue `token`'s trace instead of the current span's.
+    pub fn child_of(mut self, token: TraceToken) -> Self {
+        self.parent = Parent::Token(token);
+        self
+    }
+
+    /// Continue `token`'s trace if there is one, else start a new trace.
+    pub fn child_of_opt(self, token: Option<TraceToken>) -> Self {
+        match token {
+            Some(t) => self.child_of(t),
+            None => self.root(),
+        }
+    }
+
+    /// Start a new trace even if a span is current.
+    pub fn root(mut self) -> Self {
+        self.parent = Parent::Root;
+        self
+    }
+
+    /// The local endpoint (default: the parent's, else the tracer's service).
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Shorthand for an endpoint with only a service name.
+    pub fn service(self, service_name: impl Into<Text>) -> Self {
+        self.endpoint(Endpoint::new(service_name))
+    }
+
+    /// The peer this span talks to.
+    pub fn remote_endpoint(mut self, remote: Endpoint) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// A tag set at start.
+    pub fn tag(mut self, key: impl Into<Text>, value: impl Into<TagValue>) -> Self {
+        self.tags.push(Tag::new(key, value));
+        self
+    }
+
+    /// Marks a server span that shares the client's span id (B3 single-host spans).
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// Starts the span and makes it current on this thread (or in this task) until the guard
+    /// is dropped.
+    pub fn start(self) -> SpanGuard {
+        let frame = self.into_frame();
+        let id = frame.as_ref().map(|f| f.token.span_id);
+        if let Some(frame) = frame {
+            stack::push(frame);
+        }
+        SpanGuard {
+            id,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Starts the span without making it current: the returned [`DetachedSpan`] belongs to
+    /// whoever holds it (a future, a response body, a SQL statement) and may move between
+    /// threads. Its parent is resolved now.
+    ///
+    /// ```
+    /// let _request = tomograph::span("request").start();
+    /// let mut query = tomograph::span("query").start_detached();
+    /// std::thread::spawn(move || {
+    ///     query.tag("rows", 3);
+    ///     // stops here, on the other thread
+    /// }).join().unwrap();
+    /// ```
+    pub fn start_detached(self) -> DetachedSpan {
+        match self.into_frame() {
+            Some(Frame {
+                token,
+                state: FrameState::Recording(span),
+            }) => DetachedSpan {
+                token: Some(token),
+                span: Some(span),
+            },
+            Some(frame) => DetachedSpan {
+                token: Some(frame.token),
+                span: None,
+            },
+            None => DetachedSpan::none(),
+        }
+    }
+
+    pub(crate) fn into_frame(self) -> Option<Frame> {
+        let tracer = tracer::get()?;
+        if !tracer.is_enabled() {
+            return None;
+        }
+        let parent = match self.parent {
+            Parent::Current => stack::current_token(),
+            Parent::Token(t) => Some(t),
+            Parent::Root => None,
+        };
+        let (trace_id, parent_id, sampled, debug, remote_parent) = match parent {
+            Some(p) => (p.trace_id, Some(p.span_id), p.sampled, p.debug, p.remote),
+            None => (
+                TraceId::random(tracer.wide_trace_ids()),
+                None,
+                tracer.sample(),
+                false,
+                false,
+            ),
+        };
+        let token = TraceToken {
+            trace_id,
+            span_id: SpanId::random(),
+            sampled,
+            debug,
+            remote: false,
+        };
+        if !sampled {
+            return Some(Frame {
+                token,
+                state: FrameState::Unsampled { name: self.name },
+            });
+        }
+        let local_endpoint = resolve_endpoint(
+            tracer,
+            self.endpoint,
+            matches!(self.parent, Parent::Current),
+        );
+        let span = Span {
+            trace_id,
+            id: token.span_id,
+            parent_id,
+            name: self.name,
+            kind: self.kind,
+            local_endpoint,
+            remote_endpoint: self.remote.map(Arc::new),
+            start: Timestamp::now(),
+            end: Timestamp::default(),
+            annotations: Vec::new(),
+            tags: self.tags,
+            debug,
+            shared: self.shared,
+            remote_parent,
+        };
+        Some(Frame {
+            token,
+            state: FrameState::Recording(span),
+        })
+    }
+}
+
+/// The tracer's endpoint is `'static` and costs nothing to share; the parent's is an `Arc`
+/// clone; only a new, different endpoint allocates.
+fn resolve_endpoint(
+    tracer: &'static Tracer,
+    wanted: Option<Endpoint>,
+    inherit: bool,
+) -> EndpointRef {
+    let default = tracer.local_endpoint();
+    let inherited = if inherit {
+        stack::current_endpoint()
+    } else {
+        None
+    };
+    match wanted {
+        None => inherited.unwrap_or(EndpointRef::Static(default)),
+        Some(e) if e == *default => EndpointRef::Static(default),
+        Some(e) => match inherited {
+            Some(parent) if *parent == e => parent,
+            _ => EndpointRef::Shared(Arc::new(e)),
+        },
+    }
+}
+
+/// A started span, current until this guard is dropped; dropping it stops the span (also on
+/// early return and during a panic, so a panic cannot leak spans into the next request on the
+/// thread). Spans opened above it and left open are stopped with it.
+///
+/// The guard may move between threads with its future (see [`crate::FutureExt`]); dropped on
+/// a thread where its span is not current, it does nothing.
+#[must_use = "the span stops when the guard is dropped; bind it: `let _span = ...`"]
+#[derive(Debug)]
+pub struct SpanGuard {
+    id: Option<SpanId>,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl SpanGuard {
+    /// A guard that holds no span (tracing off); every method does nothing.
+    pub fn none() -> Self {
+        Self {
+            id: None,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// This span's id, `None` when tracing is off.
+    pub fn id(&self) -> Option<SpanId> {
+        self.id
+    }
+
+    /// Whether this span is recorded (tracing on, sampled, and still open here).
+    pub fn is_recording(&self) -> bool {
+        self.id.is_some_and(stack::is_recording)
+    }
+
+    /// The token to continue this span's trace elsewhere.
+    pub fn token(&self) -> Option<TraceToken> {
+        let id = self.id?;
+        let current = stack::current_token()?;
+        (current.span_id == id).then_some(current).or_else(|| {
+            stack::with_span(id, |s| TraceToken {
+                trace_id: s.trace_id,
+                span_id: s.id,
+                sampled: true,
+                debug: s.debug,
+                remote: false,
+            })
+        })
+    }
+
+    /// Adds a note.
+    pub fn annotate(&self, value: impl Into<Text>) {
+        self.with(|span| span.annotations.push(Note::new(Timestamp::now(), value)));
+    }
+
+    /// Adds a tag.
+    pub fn tag(&self, key: impl Into<Text>, value: impl Into<TagValue>) {
+        self.with(|span| span.tags.push(Tag::new(key, value)));
+    }
+
+    /// Adds the tag `f` computes; `f` runs only when the span is recorded.
+    ///
+    /// ```
+    /// let span = tomograph::span("work").start();
+    /// span.tag_with(|| ("rows", 3 * 7));
+    /// ```
+    pub fn tag_with<K: Into<Text>, V: Into<TagValue>>(&self, f: impl FnOnce() -> (K, V)) {
+        self.with(|span| {
+            let (k, v) = f();
+            span.tags.push(Tag::new(k, v));
+        });
+    }
+
+    /// Sets the remote endpoint after start (once the peer is known).
+    pub fn set_remote_endpoint(&self, remote: Endpoint) {
+        self.with(|span| span.remote_endpoint = Some(Arc::new(remote)));
+    }
+
+    /// Records a failure: an `error` tag with `message`, and a note `error`.
+    pub fn record_error(&self, message: impl std::fmt::Display) {
+        self.with(|span| record_error_on(span, message.to_string()));
+    }
+
+    /// Stops the span now.
+    pub fn stop(self) {
+        drop(self);
+    }
+
+    /// Leaves the span open on the stack, for the seed's `stop(name)` to close.
+    fn detach(mut self) {
+        self.id = None;
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Span)) {
+        if let Some(id) = self.id {
+            stack::with_span(id, f);
+        }
+    }
+}
+
+impl Drop for SpanGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take()
+            && !stack::stop_id(id)
+        {
+            tracer::note_misplaced_guard();
+        }
+    }
+}
+
+// `SpanGuard` must be `Send` so that futures holding one across `.await` can be spawned.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<SpanGuard>();
+};
+
+/// A span that is on no stack: owned by whoever holds it, `Send`, stopped on drop or by
+/// [`finish`](DetachedSpan::finish). Made by [`SpanBuilder::start_detached`].
+#[must_use = "the span stops when dropped"]
+#[derive(Debug)]
+pub struct DetachedSpan {
+    token: Option<TraceToken>,
+    span: Option<Span>,
+}
+
+impl DetachedSpan {
+    /// A span that records nothing.
+    pub fn none() -> Self {
+        Self {
+            token: None,
+            span: None,
+        }
+    }
+
+    /// The token to continue this span's trace (also when it is not sampled).
+    pub fn token(&self) -> Option<TraceToken> {
+        self.token
+    }
+
+    /// Whether this span is recorded.
+    pub fn is_recording(&self) -> bool {
+        self.span.is_some()
+    }
+
+    /// The span being recorded.
+    pub fn span(&self) -> Option<&Span> {
+        self.span.as_ref()
+    }
+
+    /// Adds a note.
+    pub fn annotate(&mut self, value: impl Into<Text>) {
+        if let Some(span) = &mut self.span {
+            span.annotations.push(Note::new(Timestamp::now(), value));
+        }
+    }
+
+    /// Adds a note that stands for an interval of `duration`.
+    pub fn annotate_interval(&mut self, value: impl Into<Text>, duration: std::time::Duration) {
+        if let Some(span) = &mut self.span {
+            let mut note = Note::new(Timestamp::now(), value);
+            note.duration = Some(duration);
+            span.annotations.push(note);
+        }
+    }
+
+    /// Adds a tag.
+    pub fn tag(&mut self, key: impl Into<Text>, value: impl Into<TagValue>) {
+        if let Some(span) = &mut self.span {
+            span.tags.push(Tag::new(key, value));
+        }
+    }
+
+    /// Adds the tag `f` computes; `f` runs only when the span is recorded.
+    pub fn tag_with<K: Into<Text>, V: Into<TagValue>>(&mut self, f: impl FnOnce() -> (K, V)) {
+        if let Some(span) = &mut self.span {
+            let (k, v) = f();
+            span.tags.push(Tag::new(k, v));
+        }
+    }
+
+    /// Renames the span (a route known only after routing, say).
+    pub fn set_name(&mut self, name: impl Into<Text>) {
+        if let Some(span) = &mut self.span {
+            span.name = name.into();
+        }
+    }
+
+    /// Sets the remote endpoint.
+    pub fn set_remote_endpoint(&mut self, remote: Endpoint) {
+        if let Some(span) = &mut self.span {
+            span.remote_endpoint = Some(Arc::new(remote));
+        }
+    }
+
+    /// Records a failure: an `error` tag with `message`, and a note `error`.
+    pub fn record_error(&mut self, message: impl std::fmt::Display) {
+        if let Some(span) = &mut self.span {
+            record_error_on(span, message.to_string());
+        }
+    }
+
+    /// Makes the span current on this thread until the returned guard drops (which stops it).
+    pub fn enter(mut self) -> SpanGuard {
+        let Some(token) = self.token.take() else {
+            return SpanGuard::none();
+        };
+        let state = match self.span.take() {
+            Some(span) => FrameState::Recording(span),
+            None => FrameState::Unsampled {
+                name: Text::from_static(""),
+            },
+        };
+        stack::push(Frame { token, state });
+        SpanGuard {
+            id: Some(token.span_id),
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Stops the span now.
+    pub fn finish(self) {
+        drop(self);
+    }
+
+    /// Gives the span to `f` (when recorded), for the rare change the methods above do not
+    /// cover.
+    pub(crate) fn with_span(&mut self, f: impl FnOnce(&mut Span)) {
+        if let Some(span) = &mut self.span {
+            f(span);
+        }
+    }
+}
+
+impl Drop for DetachedSpan {
+    fn drop(&mut self) {
+        if let Some(mut span) = self.span.take() {
+            span.end = Timestamp::now();
+            tracer::report(span);
+        }
+    }
+}
+
+pub(crate) fn record_error_on(span: &mut Span, message: String) {
+    span.annotations.push(Note::new(Timestamp::now(), "error"));
+    span.tags.push(Tag::new("error", message));
+}
+
+/// Records a failure on the current span (`error` tag and note). Does nothing when no span is
+/// recorded.
+///
+/// ```
+/// let _g = tomograph::span("work").start();
+/// tomograph::record_error("disk full");
+/// ```
+pub fn record_error(message: impl std::fmt::Display) {
+    stack::with_current_span(|span| record_error_on(span, message.to_string()));
+}
+
+/// Number of frames on this thread's span stack; for tests of the stack's consistency.
+#[doc(hidden)]
+pub fn stack_depth() -> usize {
+    stack::depth()
+}

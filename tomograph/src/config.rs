@@ -1,0 +1,415 @@
+//! Configuration: a builder in code, or the `TOMOGRAPH_*` environment variables.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `TOMOGRAPH_BACKENDS` | comma list of `zipkin`, `statsd`, `log`, `console` (empty: none) | `log` (examples: `console`) |
+//! | `TOMOGRAPH_SERVICE_NAME` | local service name | the binary's name |
+//! | `TOMOGRAPH_LOCAL_ADDRESS` | this service's IP address, for its endpoint | none |
+//! | `TOMOGRAPH_LOCAL_PORT` | this service's port, for its endpoint | none |
+//! | `TOMOGRAPH_SAMPLE_RATE` | 0.0–1.0, decided at each trace's root | `1.0` |
+//! | `TOMOGRAPH_ENABLED` | `false` starts with tracing switched off | `true` |
+//! | `TOMOGRAPH_TRACE_ID_128BIT` | `true` makes new trace ids 128 bits wide | `false` |
+//! | `TOMOGRAPH_QUEUE_CAPACITY` | finished spans waiting to be reported, at most | `16384` |
+//! | `TOMOGRAPH_BATCH_SIZE` | spans per batch | `512` |
+//! | `TOMOGRAPH_BATCH_INTERVAL_MS` | longest a span waits for its batch | `500` |
+//! | `TOMOGRAPH_MAX_RETRIES` | retries of a failed batch before it is dropped | `5` |
+//!
+//! The Zipkin and statsd backends read their own variables (`TOMOGRAPH_ZIPKIN_URL`,
+//! `TOMOGRAPH_ZIPKIN_ENCODING`, `TOMOGRAPH_SCRIBE_ADDR`, `TOMOGRAPH_STATSD_ADDR`,
+//! `TOMOGRAPH_STATSD_PREFIX`, …): see their modules.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::backend::{ConsoleBackend, LogBackend};
+use crate::error::ConfigError;
+use crate::model::{Endpoint, Text};
+use crate::report::{Backend, ReporterOptions};
+
+/// Reads one environment variable; a function so tests can pass a map.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The backend names `TOMOGRAPH_BACKENDS` accepts.
+pub const BACKEND_NAMES: [&str; 4] = ["zipkin", "statsd", "log", "console"];
+
+/// Everything [`crate::init`] needs. Build one with [`Config::builder`] or
+/// [`Config::from_env`].
+#[derive(Debug)]
+pub struct Config {
+    service_name: Text,
+    local_ip: Option<IpAddr>,
+    local_port: Option<u16>,
+    sample_rate: f64,
+    enabled: bool,
+    wide_trace_ids: bool,
+    reporter: ReporterOptions,
+    backends: Vec<Box<dyn Backend>>,
+}
+
+pub(crate) struct ConfigParts {
+    pub(crate) local_endpoint: Endpoint,
+    pub(crate) sample_rate: f64,
+    pub(crate) enabled: bool,
+    pub(crate) wide_trace_ids: bool,
+    pub(crate) reporter: ReporterOptions,
+    pub(crate) backends: Vec<Box<dyn Backend>>,
+}
+
+impl Config {
+    /// A builder with the defaults: service named after the binary, sample everything, no
+    /// backend.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config {
+                service_name: default_service_name().into(),
+                local_ip: None,
+                local_port: None,
+                sample_rate: 1.0,
+                enabled: true,
+                wide_trace_ids: false,
+                reporter: ReporterOptions::default(),
+                backends: Vec::new(),
+            },
+        }
+    }
+
+    /// The configuration the `TOMOGRAPH_*` variables describe (backends default to `log`).
+    ///
+    /// ```
+    /// // SAFETY of the example: single-threaded doc test.
+    /// let config = tomograph::Config::from_env().unwrap();
+    /// assert!(config.sample_rate() <= 1.0);
+    /// ```
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Ok(ConfigBuilder::from_env("log")?.build())
+    }
+
+    /// The service name.
+    pub fn service_name(&self) -> &str {
+        &self.service_name
+    }
+
+    /// The sampling rate at the root.
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
+    }
+
+    /// The names of the configured backends.
+    pub fn backend_names(&self) -> Vec<&str> {
+        self.backends.iter().map(|b| b.name()).collect()
+    }
+
+    pub(crate) fn into_parts(self) -> ConfigParts {
+        let mut local_endpoint = Endpoint::new(self.service_name).with_optional_ip(self.local_ip);
+        if let Some(port) = self.local_port {
+            local_endpoint = local_endpoint.with_port(port);
+        }
+        ConfigParts {
+            local_endpoint,
+            sample_rate: self.sample_rate,
+            enabled: self.enabled,
+            wide_trace_ids: self.wide_trace_ids,
+            reporter: self.reporter,
+            backends: self.backends,
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown_service".to_owned())
+}
+
+/// Builds a [`Config`].
+///
+/// ```
+/// use tomograph::{Config, ConsoleBackend, ReporterOptions};
+/// use std::time::Duration;
+/// let config = Config::builder()
+///     .service_name("billing")
+///     .sample_rate(0.25)
+///     .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(200)))
+///     .backend(ConsoleBackend::stdout())
+///     .build();
+/// assert_eq!(config.backend_names(), ["console"]);
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// Starts from the `TOMOGRAPH_*` variables; `default_backends` (a comma list) applies when
+    /// `TOMOGRAPH_BACKENDS` is unset.
+    pub fn from_env(default_backends: &str) -> Result<ConfigBuilder, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok(), default_backends)
+    }
+
+    /// Like [`from_env`](ConfigBuilder::from_env), reading variables through `env`.
+    ///
+    /// ```
+    /// use tomograph::ConfigBuilder;
+    /// let env = |k: &str| match k {
+    ///     "TOMOGRAPH_BACKENDS" => Some("console,log".to_owned()),
+    ///     "TOMOGRAPH_SERVICE_NAME" => Some("api".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let config = ConfigBuilder::from_lookup(&env, "log").unwrap().build();
+    /// assert_eq!(config.service_name(), "api");
+    /// assert_eq!(config.backend_names(), ["console", "log"]);
+    ///
+    /// let bad = |k: &str| (k == "TOMOGRAPH_BACKENDS").then(|| "jaeger".to_owned());
+    /// let err = ConfigBuilder::from_lookup(&bad, "log").unwrap_err();
+    /// assert!(err.to_string().contains("zipkin, statsd, log, console"));
+    /// ```
+    pub fn from_lookup(
+        env: EnvLookup<'_>,
+        default_backends: &str,
+    ) -> Result<ConfigBuilder, ConfigError> {
+        let mut b = Config::builder();
+        if let Some(name) = env("TOMOGRAPH_SERVICE_NAME").filter(|s| !s.trim().is_empty()) {
+            b = b.service_name(name.trim().to_owned());
+        }
+        if let Some(ip) = env("TOMOGRAPH_LOCAL_ADDRESS") {
+            b.config.local_ip = Some(parse_var("TOMOGRAPH_LOCAL_ADDRESS", &ip, "an IP address")?);
+        }
+        if let Some(port) = env("TOMOGRAPH_LOCAL_PORT") {
+            b.config.local_port = Some(parse_var("TOMOGRAPH_LOCAL_PORT", &port, "a port number")?);
+        }
+        if let Some(rate) = env("TOMOGRAPH_SAMPLE_RATE") {
+            let rate: f64 = parse_var("TOMOGRAPH_SAMPLE_RATE", &rate, "a number from 0.0 to 1.0")?;
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(ConfigError::InvalidValue {
+                    variable: "TOMOGRAPH_SAMPLE_RATE",
+                    value: rate.to_string(),
+                    reason: "expected a number from 0.0 to 1.0".into(),
+                });
+            }
+            b = b.sample_rate(rate);
+        }
+        if let Some(v) = env("TOMOGRAPH_ENABLED") {
+            b = b.enabled(parse_bool("TOMOGRAPH_ENABLED", &v)?);
+        }
+        if let Some(v) = env("TOMOGRAPH_TRACE_ID_128BIT") {
+            b = b.trace_id_128bit(parse_bool("TOMOGRAPH_TRACE_ID_128BIT", &v)?);
+        }
+        let mut reporter = ReporterOptions::default();
+        if let Some(v) = env("TOMOGRAPH_QUEUE_CAPACITY") {
+            reporter =
+                reporter.queue_capacity(parse_var("TOMOGRAPH_QUEUE_CAPACITY", &v, "a count")?);
+        }
+        if let Some(v) = env("TOMOGRAPH_BATCH_SIZE") {
+            reporter = reporter.batch_size(parse_var("TOMOGRAPH_BATCH_SIZE", &v, "a count")?);
+        }
+        if let Some(v) = env("TOMOGRAPH_BATCH_INTERVAL_MS") {
+            let ms: u64 = parse_var("TOMOGRAPH_BATCH_INTERVAL_MS", &v, "milliseconds")?;
+            reporter = reporter.batch_interval(Duration::from_millis(ms));
+        }
+        if let Some(v) = env("TOMOGRAPH_MAX_RETRIES") {
+            reporter = reporter.max_retries(parse_var("TOMOGRAPH_MAX_RETRIES", &v, "a count")?);
+        }
+        b = b.reporter(reporter);
+        let names = env("TOMOGRAPH_BACKENDS").unwrap_or_else(|| default_backends.to_owned());
+        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let backend =
+                backend_from_env(&name.to_ascii_lowercase(), env, &b.config.service_name)?;
+            b.config.backends.push(backend);
+        }
+        Ok(b)
+    }
+
+    /// The local service name (every span's `localEndpoint.serviceName`).
+    pub fn service_name(mut self, name: impl Into<Text>) -> Self {
+        self.config.service_name = name.into();
+        self
+    }
+
+    /// This service's address and port, for its endpoint.
+    pub fn local_address(mut self, ip: IpAddr, port: u16) -> Self {
+        self.config.local_ip = Some(ip);
+        self.config.local_port = (port != 0).then_some(port);
+        self
+    }
+
+    /// The fraction of new traces recorded (clamped to 0.0–1.0). Children and tokens inherit
+    /// the root's decision.
+    pub fn sample_rate(mut self, rate: f64) -> Self {
+        self.config.sample_rate = if rate.is_nan() {
+            1.0
+        } else {
+            rate.clamp(0.0, 1.0)
+        };
+        self
+    }
+
+    /// Starts with tracing on (default) or off; see [`crate::set_enabled`].
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.config.enabled = enabled;
+        self
+    }
+
+    /// Makes new trace ids 128 bits wide.
+    pub fn trace_id_128bit(mut self, wide: bool) -> Self {
+        self.config.wide_trace_ids = wide;
+        self
+    }
+
+    /// Queue, batch and retry options.
+    pub fn reporter(mut self, options: ReporterOptions) -> Self {
+        self.config.reporter = options;
+        self
+    }
+
+    /// Adds a backend (several may be added; each receives every span).
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.config.backends.push(Box::new(backend));
+        self
+    }
+
+    /// Adds a boxed backend.
+    pub fn boxed_backend(mut self, backend: Box<dyn Backend>) -> Self {
+        self.config.backends.push(backend);
+        self
+    }
+
+    /// The configuration.
+    pub fn build(self) -> Config {
+        self.config
+    }
+}
+
+fn backend_from_env(
+    name: &str,
+    env: EnvLookup<'_>,
+    service: &str,
+) -> Result<Box<dyn Backend>, ConfigError> {
+    let _ = (env, service);
+    match name {
+        "log" => Ok(Box::new(LogBackend::new())),
+        "console" => Ok(Box::new(ConsoleBackend::stdout())),
+        #[cfg(feature = "zipkin")]
+        "zipkin" => Ok(Box::new(
+            crate::backend::zipkin::ZipkinBackend::from_lookup(env)?,
+        )),
+        #[cfg(not(feature = "zipkin"))]
+        "zipkin" => Err(ConfigError::BackendNotCompiled {
+            name: name.into(),
+            feature: "zipkin",
+        }),
+        #[cfg(feature = "statsd")]
+        "statsd" => Ok(Box::new(
+            crate::backend::statsd::StatsdBackend::from_lookup(env)?,
+        )),
+        #[cfg(not(feature = "statsd"))]
+        "statsd" => Err(ConfigError::BackendNotCompiled {
+            name: name.into(),
+            feature: "statsd",
+        }),
+        other => Err(ConfigError::UnknownBackend {
+            name: other.to_owned(),
+            variable: "TOMOGRAPH_BACKENDS",
+            valid: BACKEND_NAMES.join(", "),
+        }),
+    }
+}
+
+fn parse_var<T: std::str::FromStr>(
+    variable: &'static str,
+    value: &str,
+    what: &str,
+) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::InvalidValue {
+        variable,
+        value: value.to_owned(),
+        reason: format!("expected {what}"),
+    })
+}
+
+fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::InvalidValue {
+            variable,
+            value: value.to_owned(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn reads_every_core_variable() {
+        let env = lookup(&[
+            ("TOMOGRAPH_BACKENDS", " log , console "),
+            ("TOMOGRAPH_SERVICE_NAME", "checkout"),
+            ("TOMOGRAPH_SAMPLE_RATE", "0.5"),
+            ("TOMOGRAPH_TRACE_ID_128BIT", "true"),
+            ("TOMOGRAPH_QUEUE_CAPACITY", "100"),
+            ("TOMOGRAPH_LOCAL_ADDRESS", "10.0.0.7"),
+            ("TOMOGRAPH_LOCAL_PORT", "8080"),
+        ]);
+        let config = ConfigBuilder::from_lookup(&env, "").unwrap().build();
+        assert_eq!(config.service_name(), "checkout");
+        assert_eq!(config.sample_rate(), 0.5);
+        assert_eq!(config.backend_names(), ["log", "console"]);
+        assert!(config.wide_trace_ids);
+        assert_eq!(config.reporter.get_queue_capacity(), 100);
+        let parts = config.into_parts();
+        assert_eq!(parts.local_endpoint.port(), Some(8080));
+        assert_eq!(parts.local_endpoint.ip(), Some("10.0.0.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn unknown_backend_lists_the_valid_ones() {
+        let env = lookup(&[("TOMOGRAPH_BACKENDS", "log,jaeger")]);
+        let err = ConfigBuilder::from_lookup(&env, "").unwrap_err();
+        assert!(matches!(&err, ConfigError::UnknownBackend { name, .. } if name == "jaeger"));
+        assert!(
+            err.to_string().contains("zipkin, statsd, log, console"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        for (var, value) in [
+            ("TOMOGRAPH_SAMPLE_RATE", "1.5"),
+            ("TOMOGRAPH_SAMPLE_RATE", "lots"),
+            ("TOMOGRAPH_ENABLED", "maybe"),
+            ("TOMOGRAPH_QUEUE_CAPACITY", "-1"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(vec![(var, value)].into_boxed_slice());
+            let err = ConfigBuilder::from_lookup(&lookup(pairs), "").unwrap_err();
+            assert!(err.to_string().contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn default_backends_apply_only_when_unset() {
+        let config = ConfigBuilder::from_lookup(&lookup(&[]), "console")
+            .unwrap()
+            .build();
+        assert_eq!(config.backend_names(), ["console"]);
+        let none = ConfigBuilder::from_lookup(&lookup(&[("TOMOGRAPH_BACKENDS", "")]), "console")
+            .unwrap()
+            .build();
+        assert!(none.backend_names().is_empty());
+    }
+}

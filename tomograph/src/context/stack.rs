@@ -1,0 +1,197 @@
+//! The thread-local span stack: the seed's model, where `start`/`stop` nest on one thread.
+//!
+//! Every operation touches only this thread's stack; the only shared state on the hot path is
+//! the reporter's queue when a sampled span stops. A re-entrant call (a lazy tag closure that
+//! itself traces) finds the stack busy and does nothing rather than panic.
+
+use std::cell::RefCell;
+
+use crate::clock::Timestamp;
+use crate::context::token::TraceToken;
+use crate::error::StopError;
+use crate::model::{EndpointRef, Span, SpanId, Text};
+
+/// One entry of the stack.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    /// This frame's identity; for a link, the borrowed parent's.
+    pub(crate) token: TraceToken,
+    pub(crate) state: FrameState,
+}
+
+#[derive(Debug)]
+pub(crate) enum FrameState {
+    /// A sampled span being recorded.
+    Recording(Span),
+    /// A span that is not sampled: it has ids (so its children and downstream services
+    /// continue the trace) but records nothing.
+    Unsampled { name: Text },
+    /// Not a span of this stack: the context a task or thread continues (a parent to attach
+    /// children to). Never reported, never stopped by name.
+    Link,
+}
+
+impl Frame {
+    pub(crate) fn link(token: TraceToken) -> Self {
+        Self {
+            token,
+            state: FrameState::Link,
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        match &self.state {
+            FrameState::Recording(span) => Some(&span.name),
+            FrameState::Unsampled { name } => Some(name),
+            FrameState::Link => None,
+        }
+    }
+
+    fn is_span(&self, id: SpanId) -> bool {
+        self.token.span_id == id && !matches!(self.state, FrameState::Link)
+    }
+
+    /// Stamps the end and hands a recorded span to the reporter.
+    pub(crate) fn finish(self) {
+        if let FrameState::Recording(mut span) = self.state {
+            span.end = Timestamp::now();
+            crate::tracer::report(span);
+        }
+    }
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's stack; `None` when the stack is busy (re-entrant call) or the
+/// thread is being torn down.
+fn with_stack<R>(f: impl FnOnce(&mut Vec<Frame>) -> R) -> Option<R> {
+    STACK
+        .try_with(|s| s.try_borrow_mut().ok().map(|mut s| f(&mut s)))
+        .ok()
+        .flatten()
+}
+
+/// The token of the innermost frame.
+pub(crate) fn current_token() -> Option<TraceToken> {
+    with_stack(|s| s.last().map(|f| f.token)).flatten()
+}
+
+/// The local endpoint a new child inherits: the innermost recording span's.
+pub(crate) fn current_endpoint() -> Option<EndpointRef> {
+    with_stack(|s| match s.last().map(|f| &f.state) {
+        Some(FrameState::Recording(span)) => Some(span.local_endpoint.clone()),
+        _ => None,
+    })
+    .flatten()
+}
+
+pub(crate) fn push(frame: Frame) {
+    // If the stack is busy the frame is dropped unreported: only possible from inside a lazy
+    // tag closure, where starting spans makes no sense.
+    with_stack(|s| s.push(frame));
+}
+
+/// The seed's `stop(name)`: stops the innermost span if it has that name.
+pub(crate) fn stop_named(name: &str) -> Result<(), StopError> {
+    let frame = with_stack(|s| {
+        let current = s.last().and_then(Frame::name);
+        match current {
+            None => Err(StopError::NoSpanOpen {
+                name: name.to_owned(),
+            }),
+            Some(current) if current != name => Err(StopError::NameMismatch {
+                name: name.to_owned(),
+                current: current.to_owned(),
+            }),
+            Some(_) => s.pop().ok_or_else(|| StopError::NoSpanOpen {
+                name: name.to_owned(),
+            }),
+        }
+    })
+    .unwrap_or_else(|| {
+        Err(StopError::NoSpanOpen {
+            name: name.to_owned(),
+        })
+    })?;
+    frame.finish();
+    Ok(())
+}
+
+/// Stops span `id` and every frame opened above it and left open (a guard dropped during a
+/// panic, or a `start` without its `stop`). Returns false when `id` is not on this stack.
+pub(crate) fn stop_id(id: SpanId) -> bool {
+    let closed = with_stack(|s| {
+        let pos = s.iter().rposition(|f| f.is_span(id))?;
+        Some(s.split_off(pos))
+    })
+    .flatten();
+    match closed {
+        Some(frames) => {
+            finish_all(frames);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Finishes frames innermost first, so that children end before their parents.
+pub(crate) fn finish_all(frames: Vec<Frame>) {
+    for frame in frames.into_iter().rev() {
+        frame.finish();
+    }
+}
+
+/// Runs `f` on the innermost frame's span when it is being recorded.
+pub(crate) fn with_current_span<R>(f: impl FnOnce(&mut Span) -> R) -> Option<R> {
+    with_stack(|s| match s.last_mut().map(|f| &mut f.state) {
+        Some(FrameState::Recording(span)) => Some(f(span)),
+        _ => None,
+    })
+    .flatten()
+}
+
+/// Runs `f` on span `id` when it is on this stack and being recorded.
+pub(crate) fn with_span<R>(id: SpanId, f: impl FnOnce(&mut Span) -> R) -> Option<R> {
+    with_stack(|s| {
+        let frame = s.iter_mut().rev().find(|f| f.is_span(id))?;
+        match &mut frame.state {
+            FrameState::Recording(span) => Some(f(span)),
+            _ => None,
+        }
+    })
+    .flatten()
+}
+
+/// Whether span `id` is on this stack and being recorded.
+pub(crate) fn is_recording(id: SpanId) -> bool {
+    with_span(id, |_| ()).is_some()
+}
+
+/// Moves `frames` onto this thread's stack; returns where they start.
+pub(crate) fn install(frames: &mut Vec<Frame>) -> usize {
+    with_stack(|s| {
+        let base = s.len();
+        s.append(frames);
+        base
+    })
+    .unwrap_or(usize::MAX)
+}
+
+/// Moves the frames from `base` up back into `frames` (the inverse of [`install`]).
+pub(crate) fn uninstall(base: usize, frames: &mut Vec<Frame>) {
+    if base == usize::MAX {
+        return;
+    }
+    with_stack(|s| {
+        if base <= s.len() {
+            frames.extend(s.drain(base..));
+        }
+    });
+}
+
+/// Number of frames on this thread's stack (for tests and diagnostics).
+pub(crate) fn depth() -> usize {
+    with_stack(|s| s.len()).unwrap_or(0)
+}

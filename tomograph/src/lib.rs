@@ -1,0 +1,71 @@
+//! # tomograph
+//!
+//! Distributed tracing for Rust applications, sent to [Zipkin] and [statsd]: the Rust
+//! successor of the Python `tomograph` library.
+//!
+//! A request is a trace; a trace is a set of spans; a span is a set of notes (timestamped
+//! annotations) plus tags. Spans nest on a thread-local stack (the seed's
+//! `start`/`stop`/`annotate`/`tag`), or under guards, or inside futures that carry their
+//! context across `.await`. Finished spans go through a bounded, non-blocking reporter to
+//! one or more backends.
+//!
+//! ```
+//! use tomograph::{Config, MemoryBackend};
+//! use std::time::Duration;
+//!
+//! let memory = MemoryBackend::new();
+//! tomograph::init(Config::builder().service_name("example").backend(memory.clone()).build()).unwrap();
+//!
+//! tomograph::start("example", "handle request", "127.0.0.1", 80);
+//! {
+//!     let query = tomograph::span("load user").start();
+//!     query.tag("user.id", 7);
+//! }
+//! tomograph::annotate("rendered");
+//! tomograph::stop("handle request").unwrap();
+//!
+//! tomograph::flush(Duration::from_secs(5)).unwrap();
+//! let spans = memory.spans();
+//! assert_eq!(spans.len(), 2);
+//! assert_eq!(spans[0].parent_id(), Some(spans[1].id()));
+//! ```
+//!
+//! [Zipkin]: https://zipkin.io
+//! [statsd]: https://github.com/statsd/statsd
+#![warn(missing_docs)]
+
+mod api;
+pub mod backend;
+mod clock;
+mod config;
+mod context;
+mod error;
+mod model;
+mod report;
+pub mod sql;
+pub mod testing;
+mod text;
+mod tracer;
+
+pub use api::{
+    DetachedSpan, SpanBuilder, SpanGuard, annotate, get_trace_info, record_error, span,
+    stack_depth, start, start_from, stop, tag, tag_with, tracing_started,
+};
+pub use backend::{ConsoleBackend, LogBackend, MemoryBackend};
+pub use clock::Timestamp;
+pub use config::{BACKEND_NAMES, Config, ConfigBuilder, EnvLookup};
+pub use context::future::{FutureExt, Traced};
+pub use context::token::TraceToken;
+pub use error::{
+    BackendError, ConfigError, FlushError, IdParseError, InitError, StopError, TokenParseError,
+};
+pub use model::{
+    Endpoint, Kind, Note, START_NOTE, STOP_NOTE, Span, SpanId, Tag, TagValue, Text, TraceId,
+};
+pub use report::{Backend, BackendStats, Reporter, ReporterOptions, ReporterStats};
+pub use tracer::{Tracer, flush, init, set_enabled, shutdown, stats};
+
+/// The installed tracer, if [`init`] was called.
+pub fn tracer() -> Option<&'static Tracer> {
+    tracer::get()
+}

@@ -1,0 +1,634 @@
+//! What every SQL adapter shares: turning "a statement starts / finishes / fails" into a span.
+//!
+//! The Rust form of the original's SQLAlchemy listeners (`before_execute`, `after_execute`,
+//! `dbapi_error`). An adapter (tomograph-rusqlite, -diesel, -sqlx) owns a [`SqlTracer`]
+//! describing its database and the user's policy, calls [`SqlTracer::start`] before a statement
+//! and [`SqlSpan::finish`] or [`SqlSpan::fail`] after it. Everything else — naming, tags, text
+//! policy, the error record, `on_error` hooks, annotation mode, the run-time switch — lives
+//! here, once.
+//!
+//! Each statement becomes a CLIENT span, child of whatever span is current (a manual span, an
+//! HTTP request, a `#[traced]` function), named by its operation (`SELECT`, `INSERT`, …), with
+//! the database as remote endpoint and these tags:
+//!
+//! | tag | value |
+//! |---|---|
+//! | `sql.query`, `db.query.text` | the statement, as the policy says (raw, normalized, or absent) |
+//! | `db.system.name` | `sqlite`, `postgresql`, `mysql` |
+//! | `db.operation.name` | the operation |
+//! | `db.namespace` | the database name, when known |
+//! | `server.address`, `server.port` | the server, when known |
+//! | `db.response.returned_rows` / `db.response.affected_rows` | when the adapter knows them |
+//! | `db.query.parameters` | bound values, only when opted in |
+//! | `error`, `db.response.status_code` | on failure: the database's message and code |
+//!
+//! ```
+//! use tomograph::sql::{DbSystem, QueryText, SqlTracer};
+//! let db = SqlTracer::builder(DbSystem::Postgres)
+//!     .server("127.0.0.1", Some(5432))
+//!     .namespace("shop")
+//!     .query_text(QueryText::Normalized)
+//!     .on_error(|event| eprintln!("{} failed: {}", event.sql(), event.error()))
+//!     .build();
+//!
+//! let _request = tomograph::span("GET /orders").start();
+//! let statement = db.start("SELECT * FROM orders WHERE id = 42");
+//! // … run it …
+//! statement.finish_with_rows(1);
+//! ```
+
+mod query;
+
+use std::error::Error;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub use self::query::{normalize, operation, truncate};
+use crate::api::{self, DetachedSpan};
+use crate::clock::Timestamp;
+use crate::context::stack;
+use crate::model::{Endpoint, Kind, Note, Span, SpanId, Tag, TagValue, Text};
+
+/// The kind of database, for the remote endpoint and `db.system.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DbSystem {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+    /// Another database, by its OpenTelemetry name.
+    Other(&'static str),
+}
+
+impl DbSystem {
+    /// The OpenTelemetry `db.system.name` (`sqlite`, `postgresql`, `mysql`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DbSystem::Sqlite => "sqlite",
+            DbSystem::Postgres => "postgresql",
+            DbSystem::MySql => "mysql",
+            DbSystem::Other(name) => name,
+        }
+    }
+}
+
+/// What a span records of the statement's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryText {
+    /// The text as written (the default). Bound parameters are placeholders in it, so their
+    /// values are not recorded.
+    #[default]
+    Raw,
+    /// Literals replaced by `?` ([`normalize`]), for statements built with inline values.
+    Normalized,
+    /// No text; the span name still gives the operation.
+    Off,
+}
+
+/// How statements appear in a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqlMode {
+    /// A child span per statement (the default).
+    #[default]
+    Spans,
+    /// Notes on the current span instead (the original's `db_trace_as_spans = False`):
+    /// `sql SELECT` when the statement starts, `sql SELECT done` (with its duration) or
+    /// `sql SELECT error` when it ends, and the text as a `sql.query` tag.
+    Annotations,
+}
+
+type ErrorHook = Arc<dyn Fn(&mut SqlErrorEvent<'_>) + Send + Sync>;
+
+/// What an `on_error` hook receives: the statement, the error, and the span to tag.
+pub struct SqlErrorEvent<'a> {
+    sql: &'a str,
+    error: &'a (dyn Error + 'static),
+    code: Option<&'a str>,
+    system: DbSystem,
+    span: Option<&'a mut Span>,
+}
+
+impl std::fmt::Debug for SqlErrorEvent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlErrorEvent")
+            .field("sql", &self.sql)
+            .field("error", &self.error.to_string())
+            .field("code", &self.code)
+            .finish()
+    }
+}
+
+impl<'a> SqlErrorEvent<'a> {
+    /// The statement as the application wrote it (the hook is user code: it gets the raw
+    /// text, whatever the recording policy).
+    pub fn sql(&self) -> &str {
+        self.sql
+    }
+    /// The driver's error; downcast it to the driver's type for details.
+    pub fn error(&self) -> &(dyn Error + 'static) {
+        self.error
+    }
+    /// The database's error code (SQLSTATE, SQLite extended code, MySQL error number).
+    pub fn code(&self) -> Option<&str> {
+        self.code
+    }
+    /// The database.
+    pub fn system(&self) -> DbSystem {
+        self.system
+    }
+    /// The statement's span, when it is recorded.
+    pub fn span(&self) -> Option<&Span> {
+        self.span.as_deref()
+    }
+    /// Tags the statement's span (nothing when it is not recorded).
+    pub fn tag(&mut self, key: impl Into<Text>, value: impl Into<TagValue>) {
+        if let Some(span) = self.span.as_deref_mut() {
+            span.tags.push(Tag::new(key, value));
+        }
+    }
+}
+
+/// A statement's text, processed once: its operation and the text the policy records.
+/// Adapters keep one per prepared statement so repeated executions copy nothing.
+#[derive(Debug, Clone)]
+pub struct SqlStatement {
+    operation: &'static str,
+    recorded: Option<Text>,
+}
+
+impl SqlStatement {
+    /// The operation (`SELECT`, …).
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+    /// The text recorded on spans, if any.
+    pub fn recorded_text(&self) -> Option<&str> {
+        self.recorded.as_deref()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    system: DbSystem,
+    remote: Endpoint,
+    fixed_tags: Vec<Tag>,
+    query_text: QueryText,
+    max_query_len: usize,
+    record_parameters: bool,
+    mode: SqlMode,
+    trace_roots: bool,
+    enabled: AtomicBool,
+    on_error: Vec<ErrorHookEntry>,
+}
+
+struct ErrorHookEntry(ErrorHook);
+
+impl std::fmt::Debug for ErrorHookEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("on_error hook")
+    }
+}
+
+/// One database as seen by a SQL adapter: its identity, the recording policy, the `on_error`
+/// hooks and a run-time switch. Cheap to clone (clones share the switch and hooks).
+#[derive(Debug, Clone)]
+pub struct SqlTracer {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`SqlTracer`]; made by [`SqlTracer::builder`].
+#[must_use]
+pub struct SqlTracerBuilder {
+    system: DbSystem,
+    service_name: Option<Text>,
+    address: Option<String>,
+    port: Option<u16>,
+    namespace: Option<String>,
+    query_text: QueryText,
+    max_query_len: usize,
+    record_parameters: bool,
+    mode: SqlMode,
+    trace_roots: bool,
+    enabled: bool,
+    on_error: Vec<ErrorHook>,
+}
+
+impl std::fmt::Debug for SqlTracerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlTracerBuilder")
+            .field("system", &self.system)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default cap on recorded statement text, in bytes.
+pub const DEFAULT_MAX_QUERY_LEN: usize = 4096;
+
+impl SqlTracerBuilder {
+    /// The remote endpoint's service name (default: the system's name, e.g. `postgresql`).
+    pub fn service_name(mut self, name: impl Into<Text>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+    /// The server's host name or IP and port (`server.address`, `server.port`).
+    pub fn server(mut self, address: impl Into<String>, port: Option<u16>) -> Self {
+        self.address = Some(address.into());
+        self.port = port;
+        self
+    }
+    /// The database name (`db.namespace`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+    /// What to record of the statement text (default [`QueryText::Raw`]).
+    pub fn query_text(mut self, policy: QueryText) -> Self {
+        self.query_text = policy;
+        self
+    }
+    /// Longest recorded text in bytes (default [`DEFAULT_MAX_QUERY_LEN`]); longer text is cut
+    /// and ends with `…`.
+    pub fn max_query_len(mut self, bytes: usize) -> Self {
+        self.max_query_len = bytes;
+        self
+    }
+    /// Records bound parameter values (`db.query.parameters`). Off by default: values are
+    /// user data.
+    pub fn record_parameters(mut self, record: bool) -> Self {
+        self.record_parameters = record;
+        self
+    }
+    /// Spans (default) or notes on the current span.
+    pub fn mode(mut self, mode: SqlMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Also trace statements run outside any trace, each as the root of its own trace. Off by
+    /// default, so pool health checks and start-up migrations do not flood the collector.
+    pub fn trace_roots(mut self, trace: bool) -> Self {
+        self.trace_roots = trace;
+        self
+    }
+    /// Starts switched on (default) or off; see [`SqlTracer::set_enabled`].
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+    /// Calls `hook` exactly once for every failed statement, traced or not, with the SQL, the
+    /// error and the span. Hooks run in the order they were added.
+    pub fn on_error(
+        mut self,
+        hook: impl Fn(&mut SqlErrorEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_error.push(Arc::new(hook));
+        self
+    }
+
+    /// The tracer.
+    pub fn build(self) -> SqlTracer {
+        let ip = self
+            .address
+            .as_deref()
+            .and_then(|a| a.trim_matches(['[', ']']).parse::<IpAddr>().ok());
+        let service = self
+            .service_name
+            .unwrap_or_else(|| Text::from_static(self.system.name()));
+        let mut remote = Endpoint::new(service).with_optional_ip(ip);
+        if let Some(port) = self.port {
+            remote = remote.with_port(port);
+        }
+        let mut fixed_tags = vec![Tag::new("db.system.name", self.system.name())];
+        if let Some(ns) = self.namespace.filter(|n| !n.is_empty()) {
+            fixed_tags.push(Tag::new("db.namespace", Text::from(ns).into_shared()));
+        }
+        if let Some(address) = self.address.filter(|a| !a.is_empty()) {
+            fixed_tags.push(Tag::new(
+                "server.address",
+                Text::from(address).into_shared(),
+            ));
+        }
+        if let Some(port) = self.port {
+            fixed_tags.push(Tag::new("server.port", i64::from(port)));
+        }
+        SqlTracer {
+            inner: Arc::new(Inner {
+                system: self.system,
+                remote,
+                fixed_tags,
+                query_text: self.query_text,
+                max_query_len: self.max_query_len,
+                record_parameters: self.record_parameters,
+                mode: self.mode,
+                trace_roots: self.trace_roots,
+                enabled: AtomicBool::new(self.enabled),
+                on_error: self.on_error.into_iter().map(ErrorHookEntry).collect(),
+            }),
+        }
+    }
+}
+
+impl SqlTracer {
+    /// A builder for database `system`.
+    pub fn builder(system: DbSystem) -> SqlTracerBuilder {
+        SqlTracerBuilder {
+            system,
+            service_name: None,
+            address: None,
+            port: None,
+            namespace: None,
+            query_text: QueryText::Raw,
+            max_query_len: DEFAULT_MAX_QUERY_LEN,
+            record_parameters: false,
+            mode: SqlMode::Spans,
+            trace_roots: false,
+            enabled: true,
+            on_error: Vec::new(),
+        }
+    }
+
+    /// The database.
+    pub fn system(&self) -> DbSystem {
+        self.inner.system
+    }
+
+    /// The remote endpoint of its spans.
+    pub fn remote_endpoint(&self) -> &Endpoint {
+        &self.inner.remote
+    }
+
+    /// Whether bound parameter values are recorded.
+    pub fn records_parameters(&self) -> bool {
+        self.inner.record_parameters
+    }
+
+    /// Switches tracing of this database on or off at run time (the original's
+    /// `db_tracing_enabled`); shared by every clone. `on_error` hooks still run when off.
+    pub fn set_enabled(&self, enabled: bool) {
+        self.inner.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Whether statements are traced.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Processes `sql` once for repeated use (prepared statements).
+    pub fn statement(&self, sql: &str) -> SqlStatement {
+        let recorded = match self.inner.query_text {
+            QueryText::Off => None,
+            QueryText::Raw => Some(truncate(sql, self.inner.max_query_len).into_owned()),
+            QueryText::Normalized => {
+                Some(truncate(&normalize(sql), self.inner.max_query_len).into_owned())
+            }
+        };
+        SqlStatement {
+            operation: operation(sql),
+            recorded: recorded.map(|t| Text::from(t).into_shared()),
+        }
+    }
+
+    /// Whether a statement started now would be traced: tracing on, for this database and
+    /// globally, and a trace in progress (or `trace_roots`). Adapters may skip work when not.
+    pub fn would_trace(&self) -> bool {
+        self.is_enabled()
+            && crate::tracer::get().is_some_and(|t| t.is_enabled())
+            && (self.inner.trace_roots || stack::current_token().is_some())
+    }
+
+    /// A statement is about to run.
+    pub fn start(&self, sql: &str) -> SqlSpan {
+        if !self.would_trace() {
+            return self.off();
+        }
+        self.begin(self.statement(sql))
+    }
+
+    /// A prepared statement is about to run (nothing is copied).
+    pub fn start_statement(&self, statement: &SqlStatement) -> SqlSpan {
+        if !self.would_trace() {
+            return self.off();
+        }
+        self.begin(statement.clone())
+    }
+
+    fn off(&self) -> SqlSpan {
+        SqlSpan {
+            tracer: self.clone(),
+            state: State::Off,
+            start: None,
+        }
+    }
+
+    fn begin(&self, statement: SqlStatement) -> SqlSpan {
+        let inner = &*self.inner;
+        match inner.mode {
+            SqlMode::Spans => {
+                let mut builder = api::span(statement.operation)
+                    .kind(Kind::Client)
+                    .remote_endpoint(inner.remote.clone());
+                if stack::current_token().is_none() {
+                    builder = builder.root();
+                }
+                let mut span = builder.start_detached();
+                span.with_span(|span| {
+                    span.tags.reserve(inner.fixed_tags.len() + 4);
+                    if let Some(text) = &statement.recorded {
+                        span.tags.push(Tag::new("sql.query", text.clone()));
+                        span.tags.push(Tag::new("db.query.text", text.clone()));
+                    }
+                    span.tags
+                        .push(Tag::new("db.operation.name", statement.operation));
+                    span.tags.extend(inner.fixed_tags.iter().cloned());
+                });
+                SqlSpan {
+                    tracer: self.clone(),
+                    state: State::Span(span),
+                    start: None,
+                }
+            }
+            SqlMode::Annotations => {
+                let id = stack::with_current_span(|span| {
+                    span.annotations.push(Note::new(
+                        Timestamp::now(),
+                        format!("sql {}", statement.operation),
+                    ));
+                    if let Some(text) = &statement.recorded {
+                        span.tags.push(Tag::new("sql.query", text.clone()));
+                    }
+                    span.id
+                });
+                match id {
+                    Some(id) => SqlSpan {
+                        tracer: self.clone(),
+                        state: State::Note {
+                            span: id,
+                            operation: statement.operation,
+                        },
+                        start: Some(Timestamp::now()),
+                    },
+                    None => self.off(),
+                }
+            }
+        }
+    }
+
+    fn run_hooks(
+        &self,
+        sql: &str,
+        error: &(dyn Error + 'static),
+        code: Option<&str>,
+        span: Option<&mut Span>,
+    ) {
+        let mut event = SqlErrorEvent {
+            sql,
+            error,
+            code,
+            system: self.inner.system,
+            span,
+        };
+        for hook in &self.inner.on_error {
+            (hook.0)(&mut event);
+        }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Off,
+    Span(DetachedSpan),
+    Note {
+        span: SpanId,
+        operation: &'static str,
+    },
+}
+
+/// One running statement. Not on any stack (statements have no children), so it may live
+/// in a future across `.await` and move between threads. Dropped without
+/// [`finish`](SqlSpan::finish) or [`fail`](SqlSpan::fail) (a cancelled future, a stream dropped
+/// early), it ends as it stands.
+#[must_use = "finish() or fail() the statement's span"]
+#[derive(Debug)]
+pub struct SqlSpan {
+    tracer: SqlTracer,
+    state: State,
+    start: Option<Timestamp>,
+}
+
+impl SqlSpan {
+    /// Whether anything is recorded.
+    pub fn is_recording(&self) -> bool {
+        match &self.state {
+            State::Off => false,
+            State::Span(s) => s.is_recording(),
+            State::Note { .. } => true,
+        }
+    }
+
+    /// Records the bound parameters, when the user opted in; `describe` runs only then.
+    pub fn parameters(&mut self, describe: impl FnOnce() -> String) {
+        if self.tracer.inner.record_parameters
+            && let State::Span(span) = &mut self.state
+            && span.is_recording()
+        {
+            let text = describe();
+            let capped = truncate(&text, self.tracer.inner.max_query_len).into_owned();
+            span.tag("db.query.parameters", capped);
+        }
+    }
+
+    /// Adds a tag to the statement's span.
+    pub fn tag(&mut self, key: impl Into<Text>, value: impl Into<TagValue>) {
+        if let State::Span(span) = &mut self.state {
+            span.tag(key, value);
+        }
+    }
+
+    /// Adds a note to the statement's span (e.g. `connection acquired`).
+    pub fn annotate(&mut self, value: impl Into<Text>) {
+        if let State::Span(span) = &mut self.state {
+            span.annotate(value);
+        }
+    }
+
+    /// Rows returned so far (`db.response.returned_rows`).
+    pub fn returned_rows(&mut self, rows: u64) {
+        self.tag("db.response.returned_rows", rows);
+    }
+
+    /// Rows changed (`db.response.affected_rows`).
+    pub fn affected_rows(&mut self, rows: u64) {
+        self.tag("db.response.affected_rows", rows);
+    }
+
+    /// The statement succeeded.
+    pub fn finish(self) {
+        drop(self);
+    }
+
+    /// The statement succeeded and returned (or changed) `rows` rows.
+    pub fn finish_with_rows(mut self, rows: u64) {
+        self.returned_rows(rows);
+        drop(self);
+    }
+
+    /// The statement failed: the span gets an `error` tag with the message, a
+    /// `db.response.status_code` tag with `code`, an `error` note; then every `on_error` hook
+    /// runs once, and the span ends. `sql` is the statement as written (for the hooks).
+    pub fn fail(mut self, sql: &str, error: &(dyn Error + 'static), code: Option<&str>) {
+        let message = error.to_string();
+        let tracer = self.tracer.clone();
+        match &mut self.state {
+            State::Span(span) => {
+                span.record_error(&message);
+                if let Some(code) = code {
+                    span.tag("db.response.status_code", code.to_owned());
+                }
+                let mut hooked = false;
+                span.with_span(|s| {
+                    tracer.run_hooks(sql, error, code, Some(s));
+                    hooked = true;
+                });
+                if !hooked {
+                    tracer.run_hooks(sql, error, code, None);
+                }
+            }
+            State::Note { span, operation } => {
+                let (id, op) = (*span, *operation);
+                let ran = stack::with_span(id, |s| {
+                    s.annotations
+                        .push(Note::new(Timestamp::now(), format!("sql {op} error")));
+                    api::record_error_on(s, message.clone());
+                    if let Some(code) = code {
+                        s.tags
+                            .push(Tag::new("db.response.status_code", code.to_owned()));
+                    }
+                    tracer.run_hooks(sql, error, code, Some(s));
+                });
+                if ran.is_none() {
+                    tracer.run_hooks(sql, error, code, None);
+                }
+                self.state = State::Off;
+            }
+            State::Off => tracer.run_hooks(sql, error, code, None),
+        }
+    }
+}
+
+impl Drop for SqlSpan {
+    fn drop(&mut self) {
+        if let State::Note { span, operation } = self.state {
+            let elapsed = self.start.map_or(Duration::ZERO, |s| {
+                Timestamp::now().saturating_duration_since(s)
+            });
+            stack::with_span(span, |s| {
+                let mut note = Note::new(Timestamp::now(), format!("sql {operation} done"));
+                note.duration = Some(elapsed);
+                s.annotations.push(note);
+            });
+        }
+    }
+}
