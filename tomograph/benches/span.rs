@@ -1,1 +1,278 @@
-fn main() {}
+//! Span hot path, side by side in one run: tomograph, fastrace (no-op reporter), `tracing`
+//! with a bare `Registry`, and `tracing` + `tracing-opentelemetry` (batch processor, no-op
+//! exporter). Every implementation runs the same workload; iterations are timed in chunks
+//! of 256 under a fresh root so that no implementation accumulates unbounded state.
+//!
+//! Run: `cargo bench -p tomograph --bench span`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use tomograph::testing::DiscardBackend;
+use tomograph::{Config, ReporterOptions, TraceToken};
+use tracing_subscriber::layer::SubscriberExt;
+
+const CHUNK: u64 = 256;
+
+struct NullFastraceReporter;
+impl fastrace::collector::Reporter for NullFastraceReporter {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        black_box(spans.len());
+    }
+}
+
+#[derive(Debug)]
+struct NullExporter;
+impl SpanExporter for NullExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+/// Times `op` `iters` times, in chunks run inside `scope` (which sets up a fresh root).
+fn chunked(iters: u64, mut scope: impl FnMut(&mut dyn FnMut()), mut op: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = CHUNK.min(iters - done);
+        scope(&mut || {
+            let start = Instant::now();
+            for _ in 0..n {
+                op();
+            }
+            total += start.elapsed();
+        });
+        done += n;
+    }
+    total
+}
+
+fn tomograph_root(body: &mut dyn FnMut()) {
+    let _root = tomograph::span("root").root().start();
+    body();
+}
+
+fn fastrace_root(body: &mut dyn FnMut()) {
+    let root = fastrace::Span::root("root", fastrace::collector::SpanContext::random());
+    let _g = root.set_local_parent();
+    body();
+}
+
+/// A root and a local span inside it: where fastrace's events and properties go.
+fn fastrace_span(body: &mut dyn FnMut()) {
+    let root = fastrace::Span::root("root", fastrace::collector::SpanContext::random());
+    let _g = root.set_local_parent();
+    let _span = fastrace::local::LocalSpan::enter_with_local_parent("span");
+    body();
+}
+
+fn tracing_root(body: &mut dyn FnMut()) {
+    let root = tracing::info_span!(parent: None, "root", key = tracing::field::Empty);
+    let _e = root.enter();
+    body();
+}
+
+fn otel_subscriber(sampler: Sampler) -> impl tracing::Subscriber + Send + Sync {
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(NullExporter)
+        .with_sampler(sampler)
+        .build();
+    let tracer = provider.tracer("bench");
+    tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer))
+}
+
+fn benches(c: &mut Criterion) {
+    tomograph::init(
+        Config::builder()
+            .service_name("bench")
+            .reporter(ReporterOptions::default().queue_capacity(65_536))
+            .backend(DiscardBackend::default())
+            .build(),
+    )
+    .expect("tracer installs once");
+    fastrace::set_reporter(NullFastraceReporter, fastrace::collector::Config::default());
+    let registry = tracing_subscriber::registry();
+    let otel = otel_subscriber(Sampler::AlwaysOn);
+    let otel_off = otel_subscriber(Sampler::AlwaysOff);
+    let registry = tracing::Dispatch::new(registry);
+    let otel = tracing::Dispatch::new(otel);
+    let otel_off = tracing::Dispatch::new(otel_off);
+
+    let mut g = c.benchmark_group("child_span");
+    g.bench_function("tomograph", |b| {
+        b.iter_custom(|n| {
+            chunked(n, tomograph_root, || {
+                drop(black_box(tomograph::span("child").start()))
+            })
+        })
+    });
+    g.bench_function("fastrace", |b| {
+        b.iter_custom(|n| {
+            chunked(n, fastrace_root, || {
+                drop(black_box(
+                    fastrace::local::LocalSpan::enter_with_local_parent("child"),
+                ))
+            })
+        })
+    });
+    g.bench_function("tracing_registry", |b| {
+        tracing::dispatcher::with_default(&registry, || {
+            b.iter_custom(|n| {
+                chunked(n, tracing_root, || {
+                    drop(black_box(tracing::info_span!("child").entered()))
+                })
+            })
+        })
+    });
+    g.bench_function("tracing_opentelemetry", |b| {
+        tracing::dispatcher::with_default(&otel, || {
+            b.iter_custom(|n| {
+                chunked(n, tracing_root, || {
+                    drop(black_box(tracing::info_span!("child").entered()))
+                })
+            })
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("root_span");
+    g.bench_function("tomograph", |b| {
+        b.iter(|| drop(black_box(tomograph::span("root").root().start())))
+    });
+    g.bench_function("fastrace", |b| {
+        b.iter(|| {
+            drop(black_box(fastrace::Span::root(
+                "root",
+                fastrace::collector::SpanContext::random(),
+            )))
+        })
+    });
+    g.bench_function("tracing_registry", |b| {
+        tracing::dispatcher::with_default(&registry, || {
+            b.iter(|| {
+                drop(black_box(
+                    tracing::info_span!(parent: None, "root").entered(),
+                ))
+            })
+        })
+    });
+    g.bench_function("tracing_opentelemetry", |b| {
+        tracing::dispatcher::with_default(&otel, || {
+            b.iter(|| {
+                drop(black_box(
+                    tracing::info_span!(parent: None, "root").entered(),
+                ))
+            })
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("annotate");
+    g.bench_function("tomograph", |b| {
+        b.iter_custom(|n| chunked(n, tomograph_root, || tomograph::annotate("event")))
+    });
+    g.bench_function("fastrace", |b| {
+        b.iter_custom(|n| {
+            chunked(n, fastrace_span, || {
+                fastrace::local::LocalSpan::add_event(fastrace::Event::new("event"))
+            })
+        })
+    });
+    g.bench_function("tracing_opentelemetry", |b| {
+        tracing::dispatcher::with_default(&otel, || {
+            b.iter_custom(|n| chunked(n, tracing_root, || tracing::info!("event")))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("tag");
+    g.bench_function("tomograph", |b| {
+        b.iter_custom(|n| chunked(n, tomograph_root, || tomograph::tag("key", 42)))
+    });
+    g.bench_function("tomograph_lazy", |b| {
+        b.iter_custom(|n| chunked(n, tomograph_root, || tomograph::tag_with(|| ("key", 42))))
+    });
+    g.bench_function("fastrace", |b| {
+        b.iter_custom(|n| {
+            chunked(n, fastrace_span, || {
+                fastrace::local::LocalSpan::add_property(|| ("key", "42"))
+            })
+        })
+    });
+    g.bench_function("tracing_opentelemetry", |b| {
+        tracing::dispatcher::with_default(&otel, || {
+            b.iter_custom(|n| {
+                chunked(n, tracing_root, || {
+                    tracing::Span::current().record("key", 42);
+                })
+            })
+        })
+    });
+    g.finish();
+
+    let unsampled = TraceToken::new(
+        tomograph::TraceId::random(false),
+        tomograph::SpanId::random(),
+        false,
+    );
+    let mut g = c.benchmark_group("unsampled_span");
+    g.bench_function("tomograph", |b| {
+        let _root = tomograph::span("unsampled root")
+            .child_of(unsampled)
+            .start();
+        b.iter(|| drop(black_box(tomograph::span("child").start())))
+    });
+    g.bench_function("fastrace", |b| {
+        let root = fastrace::Span::root(
+            "root",
+            fastrace::collector::SpanContext::random().sampled(false),
+        );
+        let _g = root.set_local_parent();
+        b.iter(|| {
+            drop(black_box(
+                fastrace::local::LocalSpan::enter_with_local_parent("child"),
+            ))
+        })
+    });
+    g.bench_function("tracing_opentelemetry", |b| {
+        tracing::dispatcher::with_default(&otel_off, || {
+            b.iter_custom(|n| {
+                chunked(n, tracing_root, || {
+                    drop(black_box(tracing::info_span!("child").entered()))
+                })
+            })
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("disabled");
+    g.bench_function("tomograph", |b| {
+        tomograph::set_enabled(false);
+        b.iter(|| drop(black_box(tomograph::span("child").start())));
+        tomograph::set_enabled(true);
+    });
+    g.bench_function("tracing_no_subscriber", |b| {
+        tracing::dispatcher::with_default(&tracing::Dispatch::none(), || {
+            b.iter(|| drop(black_box(tracing::info_span!("child").entered())))
+        })
+    });
+    g.finish();
+
+    let stats = tomograph::stats();
+    eprintln!(
+        "tomograph reporter: accepted {} dropped {} (spans dropped under overload are counted, not hidden)",
+        stats.accepted, stats.dropped
+    );
+}
+
+criterion_group! {
+    name = span;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(span);

@@ -32,8 +32,7 @@ use crate::tracer::{self, Tracer};
 pub fn start(service: impl Into<Text>, name: impl Into<Text>, address: &str, port: u16) {
     span(name)
         .endpoint(seed_endpoint(service, address, port))
-        .start()
-        .detach();
+        .start_on_stack();
 }
 
 /// Like [`start`], continuing the trace of `token` (from [`get_trace_info`] on another thread,
@@ -57,12 +56,7 @@ pub fn start_from(
     port: u16,
 ) {
     let builder = span(name).endpoint(seed_endpoint(service, address, port));
-    match token {
-        Some(token) => builder.child_of(token),
-        None => builder.root(),
-    }
-    .start()
-    .detach();
+    builder.child_of_opt(token).start_on_stack();
 }
 
 fn seed_endpoint(service: impl Into<Text>, address: &str, port: u16) -> Endpoint {
@@ -230,15 +224,50 @@ impl SpanBuilder {
 
     /// Starts the span and makes it current on this thread (or in this task) until the guard
     /// is dropped.
+    #[inline]
     pub fn start(self) -> SpanGuard {
-        let frame = self.into_frame();
-        let id = frame.as_ref().map(|f| f.token.span_id);
-        if let Some(frame) = frame {
+        // Fast paths that never move the builder: tracing off, and the child of an unsampled
+        // span that is current here (it records nothing and propagates its parent's token).
+        if !tracer::get().is_some_and(|t| t.is_enabled()) {
+            return SpanGuard::none();
+        }
+        let current = match self.parent {
+            Parent::Current => stack::current_parent(),
+            _ => None,
+        };
+        if let Some((parent, _)) = &current
+            && !parent.sampled
+        {
+            return SpanGuard {
+                token: Some(*parent),
+                owns: false,
+                _not_sync: PhantomData,
+            };
+        }
+        self.start_frame(current)
+    }
+
+    fn start_frame(self, current: Option<(TraceToken, Option<EndpointRef>)>) -> SpanGuard {
+        let Some(frame) = self.frame_with(false, current) else {
+            return SpanGuard::none();
+        };
+        let token = frame.token;
+        let owns = !matches!(frame.state, FrameState::Link);
+        if owns {
             stack::push(frame);
         }
         SpanGuard {
-            id,
+            token: Some(token),
+            owns,
             _not_sync: PhantomData,
+        }
+    }
+
+    /// The seed's `start`: the span stays on the stack until `stop(name)`. An unsampled span
+    /// gets a frame of its own too, so that `stop(name)` finds it.
+    fn start_on_stack(self) {
+        if let Some(frame) = self.into_frame(true) {
+            stack::push(frame);
         }
     }
 
@@ -255,32 +284,63 @@ impl SpanBuilder {
     /// }).join().unwrap();
     /// ```
     pub fn start_detached(self) -> DetachedSpan {
-        match self.into_frame() {
+        match self.into_frame(false) {
             Some(Frame {
                 token,
                 state: FrameState::Recording(span),
             }) => DetachedSpan {
                 token: Some(token),
                 span: Some(span),
+                owns_id: true,
             },
             Some(frame) => DetachedSpan {
                 token: Some(frame.token),
                 span: None,
+                owns_id: !matches!(frame.state, FrameState::Link),
             },
             None => DetachedSpan::none(),
         }
     }
 
-    pub(crate) fn into_frame(self) -> Option<Frame> {
+    /// The frame for this span. An unsampled child records nothing and needs no id of its
+    /// own: unless `named` (the seed API, whose `stop(name)` must find it), it is a link to
+    /// its parent, which is what it would propagate anyway — so unsampled spans cost next to
+    /// nothing.
+    pub(crate) fn into_frame(self, named: bool) -> Option<Frame> {
+        let current = match self.parent {
+            Parent::Current => stack::current_parent(),
+            _ => None,
+        };
+        self.frame_with(named, current)
+    }
+
+    /// [`into_frame`](Self::into_frame) with the current parent already read.
+    fn frame_with(
+        self,
+        named: bool,
+        current: Option<(TraceToken, Option<EndpointRef>)>,
+    ) -> Option<Frame> {
         let tracer = tracer::get()?;
         if !tracer.is_enabled() {
             return None;
         }
-        let parent = match self.parent {
-            Parent::Current => stack::current_token(),
-            Parent::Token(t) => Some(t),
-            Parent::Root => None,
+        let (parent, inherited) = match self.parent {
+            Parent::Current => match current {
+                Some((token, endpoint)) => (Some(token), endpoint),
+                None => (None, None),
+            },
+            Parent::Token(t) => (Some(t), None),
+            Parent::Root => (None, None),
         };
+        // Only for a parent that is current here: an explicit token's context is not on this
+        // stack, so the child needs a frame of its own to carry the decision to its children.
+        if let Some(p) = parent
+            && !p.sampled
+            && !named
+            && matches!(self.parent, Parent::Current)
+        {
+            return Some(Frame::link(p));
+        }
         let (trace_id, parent_id, sampled, debug, remote_parent) = match parent {
             Some(p) => (p.trace_id, Some(p.span_id), p.sampled, p.debug, p.remote),
             None => (
@@ -304,11 +364,7 @@ impl SpanBuilder {
                 state: FrameState::Unsampled { name: self.name },
             });
         }
-        let local_endpoint = resolve_endpoint(
-            tracer,
-            self.endpoint,
-            matches!(self.parent, Parent::Current),
-        );
+        let local_endpoint = resolve_endpoint(tracer, self.endpoint, inherited);
         let span = Span {
             trace_id,
             id: token.span_id,
@@ -316,7 +372,7 @@ impl SpanBuilder {
             name: self.name,
             kind: self.kind,
             local_endpoint,
-            remote_endpoint: self.remote.map(Arc::new),
+            remote_endpoint: self.remote.map(|r| EndpointRef::Shared(Arc::new(r))),
             start: Timestamp::now(),
             end: Timestamp::default(),
             annotations: Vec::new(),
@@ -337,14 +393,9 @@ impl SpanBuilder {
 fn resolve_endpoint(
     tracer: &'static Tracer,
     wanted: Option<Endpoint>,
-    inherit: bool,
+    inherited: Option<EndpointRef>,
 ) -> EndpointRef {
     let default = tracer.local_endpoint();
-    let inherited = if inherit {
-        stack::current_endpoint()
-    } else {
-        None
-    };
     match wanted {
         None => inherited.unwrap_or(EndpointRef::Static(default)),
         Some(e) if e == *default => EndpointRef::Static(default),
@@ -364,7 +415,10 @@ fn resolve_endpoint(
 #[must_use = "the span stops when the guard is dropped; bind it: `let _span = ...`"]
 #[derive(Debug)]
 pub struct SpanGuard {
-    id: Option<SpanId>,
+    /// This span's token; for an unsampled child, its parent's (what it propagates).
+    token: Option<TraceToken>,
+    /// Whether the guard has a frame of its own on the stack to stop.
+    owns: bool,
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
@@ -372,34 +426,31 @@ impl SpanGuard {
     /// A guard that holds no span (tracing off); every method does nothing.
     pub fn none() -> Self {
         Self {
-            id: None,
+            token: None,
+            owns: false,
             _not_sync: PhantomData,
         }
     }
 
-    /// This span's id, `None` when tracing is off.
+    /// This span's id; `None` when tracing is off or the span is an unsampled child (which
+    /// has no id of its own).
     pub fn id(&self) -> Option<SpanId> {
-        self.id
+        self.owned_id()
+    }
+
+    fn owned_id(&self) -> Option<SpanId> {
+        self.token.filter(|_| self.owns).map(|t| t.span_id)
     }
 
     /// Whether this span is recorded (tracing on, sampled, and still open here).
     pub fn is_recording(&self) -> bool {
-        self.id.is_some_and(stack::is_recording)
+        self.owned_id().is_some_and(stack::is_recording)
     }
 
-    /// The token to continue this span's trace elsewhere.
+    /// The token to continue this span's trace elsewhere (for an unsampled child: its
+    /// parent's, which carries the "not sampled" decision downstream).
     pub fn token(&self) -> Option<TraceToken> {
-        let id = self.id?;
-        let current = stack::current_token()?;
-        (current.span_id == id).then_some(current).or_else(|| {
-            stack::with_span(id, |s| TraceToken {
-                trace_id: s.trace_id,
-                span_id: s.id,
-                sampled: true,
-                debug: s.debug,
-                remote: false,
-            })
-        })
+        self.token
     }
 
     /// Adds a note.
@@ -427,7 +478,7 @@ impl SpanGuard {
 
     /// Sets the remote endpoint after start (once the peer is known).
     pub fn set_remote_endpoint(&self, remote: Endpoint) {
-        self.with(|span| span.remote_endpoint = Some(Arc::new(remote)));
+        self.with(|span| span.remote_endpoint = Some(EndpointRef::Shared(Arc::new(remote))));
     }
 
     /// Records a failure: an `error` tag with `message`, and a note `error`.
@@ -440,13 +491,8 @@ impl SpanGuard {
         drop(self);
     }
 
-    /// Leaves the span open on the stack, for the seed's `stop(name)` to close.
-    fn detach(mut self) {
-        self.id = None;
-    }
-
     fn with(&self, f: impl FnOnce(&mut Span)) {
-        if let Some(id) = self.id {
+        if let Some(id) = self.owned_id() {
             stack::with_span(id, f);
         }
     }
@@ -454,7 +500,7 @@ impl SpanGuard {
 
 impl Drop for SpanGuard {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take()
+        if let Some(id) = self.owned_id()
             && !stack::stop_id(id)
         {
             tracer::note_misplaced_guard();
@@ -475,6 +521,8 @@ const _: fn() = || {
 pub struct DetachedSpan {
     token: Option<TraceToken>,
     span: Option<Span>,
+    /// Whether `token` is this span's own (false for an unsampled child: its parent's).
+    owns_id: bool,
 }
 
 impl DetachedSpan {
@@ -483,6 +531,7 @@ impl DetachedSpan {
         Self {
             token: None,
             span: None,
+            owns_id: false,
         }
     }
 
@@ -542,7 +591,7 @@ impl DetachedSpan {
     /// Sets the remote endpoint.
     pub fn set_remote_endpoint(&mut self, remote: Endpoint) {
         if let Some(span) = &mut self.span {
-            span.remote_endpoint = Some(Arc::new(remote));
+            span.remote_endpoint = Some(EndpointRef::Shared(Arc::new(remote)));
         }
     }
 
@@ -560,13 +609,21 @@ impl DetachedSpan {
         };
         let state = match self.span.take() {
             Some(span) => FrameState::Recording(span),
-            None => FrameState::Unsampled {
+            None if self.owns_id => FrameState::Unsampled {
                 name: Text::from_static(""),
             },
+            None => {
+                return SpanGuard {
+                    token: Some(token),
+                    owns: false,
+                    _not_sync: PhantomData,
+                };
+            }
         };
         stack::push(Frame { token, state });
         SpanGuard {
-            id: Some(token.span_id),
+            token: Some(token),
+            owns: true,
             _not_sync: PhantomData,
         }
     }

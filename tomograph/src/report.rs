@@ -165,7 +165,7 @@ struct Counters {
 }
 
 enum Message {
-    Batch(Arc<[Span]>),
+    Batch(Arc<Vec<Span>>),
     Flush {
         deadline: Instant,
         ack: Sender<Result<(), FlushError>>,
@@ -248,7 +248,10 @@ impl Reporter {
         for backend in backends {
             let name = backend.name().to_owned();
             let counters = Arc::new(Counters::default());
-            let (tx, rx) = bounded(8);
+            // The inbox holds up to a retry buffer's worth of batches: a slow peer may lag
+            // that far behind before its batches are dropped (and counted).
+            let inbox_batches = (options.backend_buffer_spans / options.batch_size).max(4);
+            let (tx, rx) = bounded(inbox_batches);
             let worker = Worker {
                 backend,
                 inbox: rx,
@@ -300,8 +303,11 @@ impl Reporter {
             }
             return;
         }
-        shared.accepted.fetch_add(1, Ordering::Relaxed);
-        if shared.queue.len() >= shared.batch_size
+        // Every batch_size-th span, look whether a batch is waiting and wake the dispatcher
+        // (cheaper than reading the queue's length on every report).
+        let accepted = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
+        if accepted.is_multiple_of(shared.batch_size as u64)
+            && shared.queue.len() >= shared.batch_size
             && !shared.wake_requested.swap(true, Ordering::Relaxed)
         {
             self.dispatcher.unpark();
@@ -456,7 +462,7 @@ impl Dispatcher {
                 return;
             }
             let full = batch.len() == batch_size;
-            let batch: Arc<[Span]> = batch.into();
+            let batch = Arc::new(batch);
             for (inbox, counters) in self.inboxes.iter().zip(&self.counters) {
                 if inbox.try_send(Message::Batch(batch.clone())).is_err() {
                     counters
@@ -486,7 +492,7 @@ struct Worker {
 }
 
 struct Pending {
-    batch: Arc<[Span]>,
+    batch: Arc<Vec<Span>>,
     attempts: u32,
 }
 

@@ -47,10 +47,17 @@ pub fn memory_tracer() -> MemoryBackend {
 
 /// Waits until `memory` holds at least `count` spans of `trace` (or `timeout` passes) and
 /// returns them, oldest first.
-pub fn wait_for_trace(memory: &MemoryBackend, trace: TraceId, count: usize, timeout: Duration) -> Vec<Span> {
+pub fn wait_for_trace(
+    memory: &MemoryBackend,
+    trace: TraceId,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Span> {
     let _ = crate::flush(timeout);
     memory
-        .wait_for(timeout, |spans| spans.iter().filter(|s| s.trace_id() == trace).count() >= count)
+        .wait_for(timeout, |spans| {
+            spans.iter().filter(|s| s.trace_id() == trace).count() >= count
+        })
         .into_iter()
         .filter(|s| s.trace_id() == trace)
         .collect()
@@ -61,8 +68,8 @@ pub fn wait_for_trace(memory: &MemoryBackend, trace: TraceId, count: usize, time
 /// this prints a visible `SKIP` line — unless `TOMOGRAPH_TEST_REQUIRE_ALL=1`, where a
 /// missing variable fails the test.
 ///
-/// ```
-/// let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_SOMETHING_UNSET") else { return };
+/// ```no_run
+/// let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_POSTGRES_URL") else { return };
 /// # let _ = url;
 /// ```
 ///
@@ -80,5 +87,37 @@ pub fn require_env(var: &str) -> Option<String> {
             eprintln!("SKIP {test}: {var} is not set");
             None
         }
+    }
+}
+
+/// A backend that accepts every batch and keeps nothing: for benchmarks (the reporter runs
+/// at full cost, nothing accumulates) and for checking instrumentation overhead.
+///
+/// ```
+/// use tomograph::{Backend, testing::DiscardBackend};
+/// let mut discard = DiscardBackend::default();
+/// discard.send(&[]).unwrap();
+/// assert_eq!(discard.received(), 0);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct DiscardBackend {
+    received: u64,
+}
+
+impl DiscardBackend {
+    /// Spans received (and discarded) so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+impl crate::report::Backend for DiscardBackend {
+    fn name(&self) -> &str {
+        "discard"
+    }
+
+    fn send(&mut self, spans: &[Span]) -> Result<(), crate::error::BackendError> {
+        self.received += spans.len() as u64;
+        Ok(())
     }
 }

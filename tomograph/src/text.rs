@@ -171,3 +171,118 @@ impl From<Text> for String {
         t.as_str().to_owned()
     }
 }
+
+/// Interning: text and endpoints used by span after span (a database's name and address, a
+/// statement's text) become `&'static`, so that spans carry them without allocating and
+/// without reference counts bouncing between the application's threads and the reporter's.
+///
+/// What is interned lives as long as the process; the total is capped at
+/// [`INTERN_CAPACITY_BYTES`], after which callers fall back to shared (`Arc`) text.
+pub(crate) mod intern {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    use crate::model::Endpoint;
+
+    /// The most bytes of text interned per process.
+    pub(crate) const INTERN_CAPACITY_BYTES: usize = 4 << 20;
+    /// Entries each thread remembers in front of the global table.
+    const LOCAL_ENTRIES: usize = 256;
+
+    struct Global {
+        texts: HashSet<&'static str>,
+        endpoints: Vec<&'static Endpoint>,
+        bytes: usize,
+    }
+
+    static GLOBAL: Mutex<Option<Global>> = Mutex::new(None);
+
+    thread_local! {
+        static LOCAL: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// `s` as a `&'static str`, or `None` once the capacity is used up.
+    pub(crate) fn text(s: &str) -> Option<&'static str> {
+        let local = LOCAL
+            .try_with(|l| l.borrow().iter().rev().find(|t| **t == s).copied())
+            .ok()
+            .flatten();
+        if local.is_some() {
+            return local;
+        }
+        let interned = {
+            let mut guard = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+            let global = guard.get_or_insert_with(|| Global {
+                texts: HashSet::new(),
+                endpoints: Vec::new(),
+                bytes: 0,
+            });
+            match global.texts.get(s) {
+                Some(t) => Some(*t),
+                None if global.bytes + s.len() <= INTERN_CAPACITY_BYTES => {
+                    let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+                    global.texts.insert(leaked);
+                    global.bytes += s.len();
+                    Some(leaked)
+                }
+                None => None,
+            }
+        }?;
+        let _ = LOCAL.try_with(|l| {
+            let mut l = l.borrow_mut();
+            if l.len() >= LOCAL_ENTRIES {
+                l.remove(0);
+            }
+            l.push(interned);
+        });
+        Some(interned)
+    }
+
+    /// `e` as a `&'static Endpoint` (endpoints are few: one per database and service).
+    pub(crate) fn endpoint(e: &Endpoint) -> Option<&'static Endpoint> {
+        let mut guard = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+        let global = guard.get_or_insert_with(|| Global {
+            texts: HashSet::new(),
+            endpoints: Vec::new(),
+            bytes: 0,
+        });
+        if let Some(found) = global.endpoints.iter().find(|x| **x == e) {
+            return Some(*found);
+        }
+        let size = std::mem::size_of::<Endpoint>() + e.service_name().len();
+        if global.bytes + size > INTERN_CAPACITY_BYTES {
+            return None;
+        }
+        global.bytes += size;
+        let leaked: &'static Endpoint = Box::leak(Box::new(e.clone()));
+        global.endpoints.push(leaked);
+        Some(leaked)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_same_text_is_interned_once() {
+            let a = text("SELECT 1 -- intern test").unwrap();
+            let b = text(&String::from("SELECT 1 -- intern test")).unwrap();
+            assert!(std::ptr::eq(a, b));
+            let from_other_thread =
+                std::thread::spawn(|| text("SELECT 1 -- intern test").map(|t| t.as_ptr() as usize))
+                    .join()
+                    .unwrap();
+            assert_eq!(from_other_thread, Some(a.as_ptr() as usize));
+        }
+
+        #[test]
+        fn endpoints_are_interned_by_value() {
+            let e = Endpoint::new("postgresql").with_port(5432);
+            assert!(std::ptr::eq(
+                endpoint(&e).unwrap(),
+                endpoint(&e.clone()).unwrap()
+            ));
+        }
+    }
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::{FlushError, InitError};
 use crate::model::{Endpoint, Span};
+use crate::propagation::Propagation;
 use crate::report::{Reporter, ReporterStats};
 
 static TRACER: OnceLock<Tracer> = OnceLock::new();
@@ -24,6 +25,7 @@ pub struct Tracer {
     enabled: AtomicBool,
     misplaced_guard_warned: AtomicBool,
     reporter: Reporter,
+    propagation: Propagation,
 }
 
 impl Tracer {
@@ -46,6 +48,11 @@ impl Tracer {
     pub(crate) fn sample(&self) -> bool {
         self.always_sample
             || (self.sample_threshold != 0 && fastrand::u64(..) < self.sample_threshold)
+    }
+
+    /// The HTTP header formats written and read.
+    pub fn propagation(&self) -> &Propagation {
+        &self.propagation
     }
 
     /// The reporter, for stats, flush and shutdown.
@@ -82,6 +89,7 @@ pub fn init(config: Config) -> Result<&'static Tracer, InitError> {
         enabled: AtomicBool::new(parts.enabled),
         misplaced_guard_warned: AtomicBool::new(false),
         reporter,
+        propagation: parts.propagation,
     };
     let mut installed = false;
     let result = TRACER.get_or_init(|| {

@@ -43,6 +43,10 @@ struct TaskContext {
     frames: Vec<Frame>,
     /// Where the frames sit on the thread's stack while the inner future is dropped.
     installed_at: Option<usize>,
+    /// On completion, keep the outermost frame (for whoever outlives the future, such as a
+    /// response body) instead of finishing it.
+    keep_outer: bool,
+    kept: Option<Frame>,
 }
 
 impl TaskContext {
@@ -59,6 +63,9 @@ impl Drop for TaskContext {
             stack::uninstall(base, &mut self.frames);
         }
         stack::finish_all(std::mem::take(&mut self.frames));
+        if let Some(kept) = self.kept.take() {
+            kept.finish();
+        }
     }
 }
 
@@ -80,31 +87,58 @@ impl<F: Future> Future for Traced<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let result = {
-            let base = stack::install(&mut this.context.frames);
-            let _installed = Installed {
-                base,
-                frames: &mut this.context.frames,
-            };
-            this.inner.poll(cx)
-        };
+        let result = in_frames(&mut this.context.frames, || this.inner.poll(cx));
         if result.is_ready() {
             // The task's own span (if any) and anything left open inside it end now.
-            stack::finish_all(std::mem::take(&mut this.context.frames));
+            let mut frames = std::mem::take(&mut this.context.frames);
+            if this.context.keep_outer && !frames.is_empty() {
+                this.context.kept = Some(frames.remove(0));
+            }
+            stack::finish_all(frames);
         }
         result
     }
 }
 
+/// Runs `f` with `frames` installed on this thread's stack, and takes them back afterwards
+/// (also when `f` panics), with whatever `f` left open above them.
+pub(crate) fn in_frames<R>(frames: &mut Vec<Frame>, f: impl FnOnce() -> R) -> R {
+    let base = stack::install(frames);
+    let _installed = Installed { base, frames };
+    f()
+}
+
 impl<F> Traced<F> {
     fn new(inner: F, frame: Option<Frame>) -> Self {
+        Self::with_frames(inner, frame.into_iter().collect())
+    }
+
+    /// A future that owns `frames` (outermost first).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn with_frames(inner: F, frames: Vec<Frame>) -> Self {
         Self {
             inner,
             context: TaskContext {
-                frames: frame.into_iter().collect(),
+                frames,
                 installed_at: None,
+                keep_outer: false,
+                kept: None,
             },
         }
+    }
+
+    /// On completion, keeps the outermost frame open for [`take_kept`](Self::take_kept)
+    /// instead of finishing it (it is finished on drop if nobody takes it).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn keep_outer_frame(mut self) -> Self {
+        self.context.keep_outer = true;
+        self
+    }
+
+    /// The outermost frame kept on completion (see [`keep_outer_frame`](Self::keep_outer_frame)).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn take_kept(self: Pin<&mut Self>) -> Option<Frame> {
+        self.project().context.kept.take()
     }
 }
 
@@ -133,7 +167,7 @@ pub trait FutureExt: Future + Sized {
 
     /// Like [`traced`](FutureExt::traced), with the span's options set on a builder.
     fn traced_with(self, builder: SpanBuilder) -> Traced<Self> {
-        Traced::new(self, builder.into_frame())
+        Traced::new(self, builder.into_frame(false))
     }
 
     /// Runs the future as part of the current trace: spans it opens are children of the span

@@ -78,11 +78,17 @@ pub(crate) fn current_token() -> Option<TraceToken> {
     with_stack(|s| s.last().map(|f| f.token)).flatten()
 }
 
-/// The local endpoint a new child inherits: the innermost recording span's.
-pub(crate) fn current_endpoint() -> Option<EndpointRef> {
-    with_stack(|s| match s.last().map(|f| &f.state) {
-        Some(FrameState::Recording(span)) => Some(span.local_endpoint.clone()),
-        _ => None,
+/// The innermost frame's token, and the local endpoint a new child inherits from it (when it
+/// is a recording span), in one visit of the stack.
+pub(crate) fn current_parent() -> Option<(TraceToken, Option<EndpointRef>)> {
+    with_stack(|s| {
+        s.last().map(|f| {
+            let endpoint = match &f.state {
+                FrameState::Recording(span) => Some(span.local_endpoint.clone()),
+                _ => None,
+            };
+            (f.token, endpoint)
+        })
     })
     .flatten()
 }
@@ -123,6 +129,14 @@ pub(crate) fn stop_named(name: &str) -> Result<(), StopError> {
 /// panic, or a `start` without its `stop`). Returns false when `id` is not on this stack.
 pub(crate) fn stop_id(id: SpanId) -> bool {
     let closed = with_stack(|s| {
+        // Fast path: the span is the innermost one (guards drop in order). Finishing it in
+        // place saves moving the frame out through the closure.
+        if s.last().is_some_and(|f| f.is_span(id)) {
+            if let Some(frame) = s.pop() {
+                frame.finish();
+            }
+            return Some(Vec::new());
+        }
         let pos = s.iter().rposition(|f| f.is_span(id))?;
         Some(s.split_off(pos))
     })
