@@ -1,19 +1,539 @@
-//! Zipkin backend — being written (issue 3). Placeholder so the crate compiles.
-use crate::{Backend, BackendError, ConfigError, EnvLookup, Span};
-/// Placeholder.
-#[derive(Debug)]
-pub struct ZipkinBackend;
-impl ZipkinBackend {
-    /// Placeholder.
-    pub fn from_lookup(_env: EnvLookup<'_>) -> Result<Self, ConfigError> {
-        Ok(Self)
+//! The Zipkin backend: finished spans to a Zipkin collector.
+//!
+//! Three transports, chosen by [`Encoding`]:
+//!
+//! - [`Encoding::JsonV2`] (the default): `POST {url}/api/v2/spans`, `application/json`
+//!   ([`json`]);
+//! - [`Encoding::ThriftV1`]: `POST {url}/api/v1/spans`, `application/x-thrift`, a
+//!   TBinaryProtocol `list<Span>` ([`thrift`]);
+//! - [`Encoding::Scribe`]: the original library's transport, a thrift `Log` call with one
+//!   `LogEntry{category: "zipkin", message: base64(span)}` per span over a framed TCP
+//!   connection, for sites that still run a Scribe collector.
+//!
+//! Each batch from the reporter is one request; the HTTP connection (or the Scribe
+//! connection) is kept and reused. Bodies may be gzipped. The reporter calls the backend on a
+//! thread of its own, so I/O here blocks that thread only, never the application; every
+//! request is bounded by a timeout. A collector that is down, refuses connections, answers
+//! 5xx/408/429 or hangs yields a retryable error (the reporter retries with capped
+//! exponential backoff, then drops and counts); a 4xx answer means the data was refused and is
+//! not retried.
+//!
+//! Only `http://` URLs are supported (no TLS is compiled in); put a local collector or a
+//! proxy in front of an HTTPS one.
+//!
+//! # Environment
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `TOMOGRAPH_ZIPKIN_URL` | collector base URL (`/api/v2/spans` or `/api/v1/spans` is appended; a URL that already ends with it is taken as is) | `http://127.0.0.1:9411` |
+//! | `TOMOGRAPH_ZIPKIN_ENCODING` | `json` (v2 over HTTP), `thrift` (v1 over HTTP), `scribe` | `json` |
+//! | `TOMOGRAPH_SCRIBE_ADDR` | Scribe collector `host:port` (encoding `scribe`) | `127.0.0.1:9410` |
+//! | `TOMOGRAPH_ZIPKIN_GZIP` | `true` gzips HTTP bodies (`Content-Encoding: gzip`) | `false` |
+//! | `TOMOGRAPH_ZIPKIN_TIMEOUT_MS` | longest one request (connect + send + answer) may take | `5000` |
+//! | `TOMOGRAPH_ZIPKIN_TYPED_TAGS` | `true` sends thrift tags typed (I64/DOUBLE/BOOL) instead of as strings, see [`TagEncoding`] | `false` |
+//!
+//! ```
+//! use tomograph::backend::zipkin::{Encoding, ZipkinBackend};
+//! use std::time::Duration;
+//! let zipkin = ZipkinBackend::builder()
+//!     .url("http://127.0.0.1:9411")
+//!     .encoding(Encoding::ThriftV1)
+//!     .gzip(true)
+//!     .timeout(Duration::from_secs(2))
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(zipkin.destination(), "http://127.0.0.1:9411/api/v1/spans");
+//! let config = tomograph::Config::builder().backend(zipkin).build();
+//! assert_eq!(config.backend_names(), ["zipkin"]);
+//! ```
+
+mod http;
+pub mod json;
+mod scribe;
+pub mod thrift;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use self::http::HttpPoster;
+use self::scribe::ScribeClient;
+pub use self::thrift::TagEncoding;
+use crate::config::EnvLookup;
+use crate::error::{BackendError, ConfigError};
+use crate::model::{Span, Tag};
+use crate::report::Backend;
+
+/// The default collector URL.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:9411";
+/// The default Scribe address.
+pub const DEFAULT_SCRIBE_ADDR: &str = "127.0.0.1:9410";
+/// The default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How spans travel to the collector.
+///
+/// ```
+/// use tomograph::backend::zipkin::Encoding;
+/// assert_eq!("thrift".parse::<Encoding>().unwrap(), Encoding::ThriftV1);
+/// assert_eq!(Encoding::default(), Encoding::JsonV2);
+/// assert!("xml".parse::<Encoding>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// JSON v2 over HTTP (`/api/v2/spans`).
+    #[default]
+    JsonV2,
+    /// Thrift v1 over HTTP (`/api/v1/spans`).
+    ThriftV1,
+    /// Thrift v1 spans, base64'd, through a Scribe collector.
+    Scribe,
+}
+
+/// The value of `TOMOGRAPH_ZIPKIN_ENCODING` was not `json`, `thrift` or `scribe`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown Zipkin encoding {0:?}; expected json, thrift or scribe")]
+pub struct UnknownEncoding(String);
+
+impl FromStr for Encoding {
+    type Err = UnknownEncoding;
+
+    /// `json` (also `v2`, `json_v2`), `thrift` (also `v1`, `thrift_v1`), `scribe`; any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" | "v2" | "json_v2" | "jsonv2" => Ok(Encoding::JsonV2),
+            "thrift" | "v1" | "thrift_v1" | "thriftv1" => Ok(Encoding::ThriftV1),
+            "scribe" => Ok(Encoding::Scribe),
+            _ => Err(UnknownEncoding(s.to_owned())),
+        }
     }
 }
+
+/// Why a batch did not reach the collector (the source of a [`BackendError`]).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ZipkinError {
+    #[error("collector answered {status}: {answer}")]
+    Status { status: u16, answer: String },
+    #[error("http: {0}")]
+    Http(#[from] ureq::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("scribe: {0}")]
+    Thrift(#[from] ::thrift::Error),
+    #[error("scribe answered TRY_LATER")]
+    TryLater,
+    #[error("scribe answered unknown result code {0}")]
+    ScribeResult(i32),
+    #[error("scribe: not connected")]
+    NotConnected,
+}
+
+/// A span's extent in Zipkin's terms: start and duration in µs, the duration at least 1.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Extent {
+    pub(crate) timestamp: u64,
+    pub(crate) duration: u64,
+}
+
+impl Extent {
+    pub(crate) fn of(span: &Span) -> Self {
+        let timestamp = span.start().unix_micros();
+        let duration = span.end().unix_micros().saturating_sub(timestamp).max(1);
+        Self {
+            timestamp,
+            duration,
+        }
+    }
+
+    pub(crate) fn end(self) -> u64 {
+        self.timestamp.saturating_add(self.duration)
+    }
+}
+
+/// A number in decimal, formatted on the stack (no allocation).
+pub(crate) struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    pub(crate) fn u64(mut v: u64) -> Self {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        Self { buf, start }
+    }
+
+    pub(crate) fn i64(v: i64) -> Self {
+        let mut d = Self::u64(v.unsigned_abs());
+        if v < 0 {
+            // 20 digits hold u64::MAX; i64's magnitude has at most 19, leaving room for '-'.
+            d.start -= 1;
+            d.buf[d.start] = b'-';
+        }
+        d
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// Whether tag `i` is set again later (Zipkin keeps one value per key: the last).
+pub(crate) fn overridden(tags: &[Tag], i: usize) -> bool {
+    let key = &tags[i].key;
+    tags[i + 1..].iter().any(|t| t.key == *key)
+}
+
+#[derive(Debug)]
+enum Transport {
+    Http(HttpPoster),
+    Scribe(Box<ScribeClient>),
+}
+
+/// Sends spans to a Zipkin collector. Build one with [`ZipkinBackend::builder`] or from the
+/// environment ([`ZipkinBackend::from_env`]); hand it to
+/// [`ConfigBuilder::backend`](crate::ConfigBuilder::backend) or a [`Reporter`](crate::Reporter).
+#[derive(Debug)]
+pub struct ZipkinBackend {
+    encoding: Encoding,
+    tags: TagEncoding,
+    transport: Transport,
+    body: Vec<u8>,
+}
+
+impl ZipkinBackend {
+    /// A builder with the defaults: JSON v2 to `http://127.0.0.1:9411`, no gzip, 5 s timeout.
+    pub fn builder() -> ZipkinBuilder {
+        ZipkinBuilder::default()
+    }
+
+    /// A backend configured by the `TOMOGRAPH_ZIPKIN_*` variables (see the module docs).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    /// Like [`from_env`](ZipkinBackend::from_env), reading variables through `env`.
+    ///
+    /// ```
+    /// use tomograph::backend::zipkin::ZipkinBackend;
+    /// let env = |k: &str| match k {
+    ///     "TOMOGRAPH_ZIPKIN_ENCODING" => Some("scribe".to_owned()),
+    ///     "TOMOGRAPH_SCRIBE_ADDR" => Some("zipkin.internal:9410".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let zipkin = ZipkinBackend::from_lookup(&env).unwrap();
+    /// assert_eq!(zipkin.destination(), "zipkin.internal:9410");
+    /// ```
+    pub fn from_lookup(env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        ZipkinBuilder::from_lookup(env)?.build()
+    }
+
+    /// Where spans go: the HTTP endpoint or the Scribe address.
+    pub fn destination(&self) -> &str {
+        match &self.transport {
+            Transport::Http(http) => http.endpoint(),
+            Transport::Scribe(scribe) => scribe.addr(),
+        }
+    }
+
+    /// The encoding in use.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+}
+
 impl Backend for ZipkinBackend {
     fn name(&self) -> &str {
         "zipkin"
     }
-    fn send(&mut self, _spans: &[Span]) -> Result<(), BackendError> {
-        Err(BackendError::permanent("not written yet"))
+
+    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        match &mut self.transport {
+            Transport::Http(http) => {
+                self.body.clear();
+                match self.encoding {
+                    Encoding::ThriftV1 => thrift::encode_spans(spans, self.tags, &mut self.body),
+                    Encoding::JsonV2 | Encoding::Scribe => {
+                        json::encode_spans(spans, &mut self.body)
+                    }
+                }
+                let result = http.post(&self.body);
+                // A huge batch should not pin its memory forever.
+                if self.body.capacity() > 4 << 20 {
+                    self.body = Vec::new();
+                }
+                result
+            }
+            Transport::Scribe(scribe) => scribe.send(spans, self.tags),
+        }
+    }
+}
+
+/// Builds a [`ZipkinBackend`].
+///
+/// ```
+/// use tomograph::backend::zipkin::{Encoding, ZipkinBackend};
+/// let scribe = ZipkinBackend::builder().encoding(Encoding::Scribe).scribe_addr("10.0.0.5:9410").build().unwrap();
+/// assert_eq!(scribe.destination(), "10.0.0.5:9410");
+/// assert!(ZipkinBackend::builder().url("ftp://nope").build().is_err());
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ZipkinBuilder {
+    url: String,
+    encoding: Encoding,
+    scribe_addr: String,
+    gzip: bool,
+    timeout: Duration,
+    tags: TagEncoding,
+}
+
+impl Default for ZipkinBuilder {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_URL.to_owned(),
+            encoding: Encoding::JsonV2,
+            scribe_addr: DEFAULT_SCRIBE_ADDR.to_owned(),
+            gzip: false,
+            timeout: DEFAULT_TIMEOUT,
+            tags: TagEncoding::Strings,
+        }
+    }
+}
+
+impl ZipkinBuilder {
+    /// Starts from the `TOMOGRAPH_ZIPKIN_*` variables read through `env`; builder calls
+    /// afterwards override them.
+    pub fn from_lookup(env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        let mut b = Self::default();
+        if let Some(url) = env("TOMOGRAPH_ZIPKIN_URL").filter(|v| !v.trim().is_empty()) {
+            b.url = url.trim().to_owned();
+        }
+        if let Some(v) = env("TOMOGRAPH_ZIPKIN_ENCODING").filter(|v| !v.trim().is_empty()) {
+            b.encoding = v
+                .parse()
+                .map_err(|e: UnknownEncoding| ConfigError::InvalidValue {
+                    variable: "TOMOGRAPH_ZIPKIN_ENCODING",
+                    value: v.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        if let Some(addr) = env("TOMOGRAPH_SCRIBE_ADDR").filter(|v| !v.trim().is_empty()) {
+            b.scribe_addr = addr.trim().to_owned();
+        }
+        if let Some(v) = env("TOMOGRAPH_ZIPKIN_GZIP") {
+            b.gzip = parse_bool("TOMOGRAPH_ZIPKIN_GZIP", &v)?;
+        }
+        if let Some(v) = env("TOMOGRAPH_ZIPKIN_TIMEOUT_MS") {
+            let ms: u64 = v.trim().parse().map_err(|_| ConfigError::InvalidValue {
+                variable: "TOMOGRAPH_ZIPKIN_TIMEOUT_MS",
+                value: v.clone(),
+                reason: "expected milliseconds".into(),
+            })?;
+            b.timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(v) = env("TOMOGRAPH_ZIPKIN_TYPED_TAGS")
+            && parse_bool("TOMOGRAPH_ZIPKIN_TYPED_TAGS", &v)?
+        {
+            b.tags = TagEncoding::Typed;
+        }
+        Ok(b)
+    }
+
+    /// The collector's base URL (`http://host:port`, optionally with a path prefix).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// JSON v2, thrift v1 or Scribe.
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
+    /// The Scribe collector's `host:port` (for [`Encoding::Scribe`]).
+    pub fn scribe_addr(mut self, addr: impl Into<String>) -> Self {
+        self.scribe_addr = addr.into();
+        self
+    }
+
+    /// Gzip HTTP bodies.
+    pub fn gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
+        self
+    }
+
+    /// The longest one request may take, connecting included.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How thrift (v1 and Scribe) tags are typed.
+    pub fn tag_encoding(mut self, tags: TagEncoding) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// The backend. Nothing connects yet: the first batch does.
+    pub fn build(self) -> Result<ZipkinBackend, ConfigError> {
+        let transport = match self.encoding {
+            Encoding::Scribe => {
+                if self
+                    .scribe_addr
+                    .rsplit_once(':')
+                    .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                {
+                    return Err(ConfigError::InvalidValue {
+                        variable: "TOMOGRAPH_SCRIBE_ADDR",
+                        value: self.scribe_addr,
+                        reason: "expected host:port".into(),
+                    });
+                }
+                Transport::Scribe(Box::new(ScribeClient::new(self.scribe_addr, self.timeout)))
+            }
+            Encoding::JsonV2 | Encoding::ThriftV1 => {
+                let (path, content_type) = match self.encoding {
+                    Encoding::ThriftV1 => ("/api/v1/spans", "application/x-thrift"),
+                    _ => ("/api/v2/spans", "application/json"),
+                };
+                let endpoint = endpoint_url(&self.url, path)?;
+                Transport::Http(HttpPoster::new(
+                    endpoint,
+                    content_type,
+                    self.gzip,
+                    self.timeout,
+                ))
+            }
+        };
+        Ok(ZipkinBackend {
+            encoding: self.encoding,
+            tags: self.tags,
+            transport,
+            body: Vec::new(),
+        })
+    }
+}
+
+/// `{base}{path}`, checking the base is an `http://` URL; a base that already ends with one of
+/// the span paths is trimmed to its root first.
+fn endpoint_url(base: &str, path: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| ConfigError::InvalidValue {
+        variable: "TOMOGRAPH_ZIPKIN_URL",
+        value: base.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let trimmed = base.trim();
+    let Some(rest) = trimmed.strip_prefix("http://") else {
+        return Err(if trimmed.starts_with("https://") {
+            invalid(
+                "https is not supported (no TLS compiled in); use an http:// collector or a local proxy",
+            )
+        } else {
+            invalid("expected an http:// URL")
+        });
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(invalid("expected http://host[:port][/prefix]"));
+    }
+    let mut root = trimmed.trim_end_matches('/');
+    for suffix in ["/api/v2/spans", "/api/v1/spans"] {
+        if let Some(r) = root.strip_suffix(suffix) {
+            root = r;
+        }
+    }
+    Ok(format!("{root}{path}"))
+}
+
+fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::InvalidValue {
+            variable,
+            value: value.to_owned(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls() {
+        let ok = |base: &str, path: &str| endpoint_url(base, path).unwrap();
+        assert_eq!(
+            ok("http://127.0.0.1:9411", "/api/v2/spans"),
+            "http://127.0.0.1:9411/api/v2/spans"
+        );
+        assert_eq!(
+            ok("http://zipkin:9411/", "/api/v1/spans"),
+            "http://zipkin:9411/api/v1/spans"
+        );
+        assert_eq!(
+            ok("http://zipkin/prefix/api/v2/spans", "/api/v1/spans"),
+            "http://zipkin/prefix/api/v1/spans"
+        );
+        for bad in ["", "zipkin:9411", "https://zipkin", "http://", "http:///x"] {
+            assert!(endpoint_url(bad, "/api/v2/spans").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn env_is_read() {
+        let env = |k: &str| match k {
+            "TOMOGRAPH_ZIPKIN_URL" => Some("http://collector:1234".to_owned()),
+            "TOMOGRAPH_ZIPKIN_ENCODING" => Some("THRIFT".to_owned()),
+            "TOMOGRAPH_ZIPKIN_GZIP" => Some("true".to_owned()),
+            "TOMOGRAPH_ZIPKIN_TIMEOUT_MS" => Some("250".to_owned()),
+            "TOMOGRAPH_ZIPKIN_TYPED_TAGS" => Some("1".to_owned()),
+            _ => None,
+        };
+        let b = ZipkinBuilder::from_lookup(&env).unwrap();
+        assert_eq!(b.encoding, Encoding::ThriftV1);
+        assert!(b.gzip);
+        assert_eq!(b.timeout, Duration::from_millis(250));
+        assert_eq!(b.tags, TagEncoding::Typed);
+        let backend = b.build().unwrap();
+        assert_eq!(backend.destination(), "http://collector:1234/api/v1/spans");
+
+        let defaults = ZipkinBackend::from_lookup(&|_| None).unwrap();
+        assert_eq!(defaults.destination(), "http://127.0.0.1:9411/api/v2/spans");
+        assert_eq!(defaults.encoding(), Encoding::JsonV2);
+    }
+
+    #[test]
+    fn bad_env_names_the_variable() {
+        for (var, value) in [
+            ("TOMOGRAPH_ZIPKIN_ENCODING", "protobuf"),
+            ("TOMOGRAPH_ZIPKIN_GZIP", "maybe"),
+            ("TOMOGRAPH_ZIPKIN_TIMEOUT_MS", "soon"),
+            ("TOMOGRAPH_ZIPKIN_URL", "collector:9411"),
+        ] {
+            let env = move |k: &str| (k == var).then(|| value.to_owned());
+            let err = ZipkinBackend::from_lookup(&env).unwrap_err();
+            assert!(err.to_string().contains(var), "{err}");
+        }
+        let env = |k: &str| match k {
+            "TOMOGRAPH_ZIPKIN_ENCODING" => Some("scribe".to_owned()),
+            "TOMOGRAPH_SCRIBE_ADDR" => Some("no-port".to_owned()),
+            _ => None,
+        };
+        let err = ZipkinBackend::from_lookup(&env).unwrap_err();
+        assert!(err.to_string().contains("TOMOGRAPH_SCRIBE_ADDR"), "{err}");
     }
 }
