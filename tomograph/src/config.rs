@@ -13,10 +13,23 @@
 //! | `TOMOGRAPH_BATCH_SIZE` | spans per batch | `512` |
 //! | `TOMOGRAPH_BATCH_INTERVAL_MS` | longest a span waits for its batch | `500` |
 //! | `TOMOGRAPH_MAX_RETRIES` | retries of a failed batch before it is dropped | `5` |
+//! | `TOMOGRAPH_PROPAGATION` | header formats written and read: comma list of `x-trace-info`, `b3`, `b3-single`, `w3c` (read in this order) | `x-trace-info,b3,w3c` written; `b3,w3c,x-trace-info` read |
+//! | `TOMOGRAPH_PROPAGATION_INJECT` / `_EXTRACT` | the same for one direction only | as above |
 //!
-//! The Zipkin and statsd backends read their own variables (`TOMOGRAPH_ZIPKIN_URL`,
-//! `TOMOGRAPH_ZIPKIN_ENCODING`, `TOMOGRAPH_SCRIBE_ADDR`, `TOMOGRAPH_STATSD_ADDR`,
-//! `TOMOGRAPH_STATSD_PREFIX`, …): see their modules.
+//! The Zipkin and statsd backends read their own variables (details in
+//! [`backend::zipkin`](crate::backend::zipkin) and [`backend::statsd`](crate::backend::statsd)):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `TOMOGRAPH_ZIPKIN_URL` | collector base URL (`/api/v2/spans` or `/api/v1/spans` appended) | `http://127.0.0.1:9411` |
+//! | `TOMOGRAPH_ZIPKIN_ENCODING` | `json` (v2), `thrift` (v1 over HTTP), `scribe` | `json` |
+//! | `TOMOGRAPH_SCRIBE_ADDR` | Scribe `host:port` | `127.0.0.1:9410` |
+//! | `TOMOGRAPH_ZIPKIN_GZIP` | gzip HTTP bodies | `false` |
+//! | `TOMOGRAPH_ZIPKIN_TIMEOUT_MS` | longest one request may take | `5000` |
+//! | `TOMOGRAPH_ZIPKIN_TYPED_TAGS` | thrift tags typed (I64/DOUBLE/BOOL) instead of strings | `false` |
+//! | `TOMOGRAPH_STATSD_ADDR` | statsd `host:port` (UDP) | `127.0.0.1:8125` |
+//! | `TOMOGRAPH_STATSD_PREFIX` | prefix for every metric name | none |
+//! | `TOMOGRAPH_STATSD_PACKET_SIZE` | largest datagram, bytes | `512` |
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,6 +37,7 @@ use std::time::Duration;
 use crate::backend::{ConsoleBackend, LogBackend};
 use crate::error::ConfigError;
 use crate::model::{Endpoint, Text};
+use crate::propagation::Propagation;
 use crate::report::{Backend, ReporterOptions};
 
 /// Reads one environment variable; a function so tests can pass a map.
@@ -44,6 +58,7 @@ pub struct Config {
     wide_trace_ids: bool,
     reporter: ReporterOptions,
     backends: Vec<Box<dyn Backend>>,
+    propagation: Propagation,
 }
 
 pub(crate) struct ConfigParts {
@@ -53,6 +68,7 @@ pub(crate) struct ConfigParts {
     pub(crate) wide_trace_ids: bool,
     pub(crate) reporter: ReporterOptions,
     pub(crate) backends: Vec<Box<dyn Backend>>,
+    pub(crate) propagation: Propagation,
 }
 
 impl Config {
@@ -69,6 +85,7 @@ impl Config {
                 wide_trace_ids: false,
                 reporter: ReporterOptions::default(),
                 backends: Vec::new(),
+                propagation: Propagation::default(),
             },
         }
     }
@@ -94,6 +111,11 @@ impl Config {
         self.sample_rate
     }
 
+    /// The HTTP header formats written and read.
+    pub fn propagation(&self) -> &Propagation {
+        &self.propagation
+    }
+
     /// The names of the configured backends.
     pub fn backend_names(&self) -> Vec<&str> {
         self.backends.iter().map(|b| b.name()).collect()
@@ -111,6 +133,7 @@ impl Config {
             wide_trace_ids: self.wide_trace_ids,
             reporter: self.reporter,
             backends: self.backends,
+            propagation: self.propagation,
         }
     }
 }
@@ -212,6 +235,7 @@ impl ConfigBuilder {
             reporter = reporter.max_retries(parse_var("TOMOGRAPH_MAX_RETRIES", &v, "a count")?);
         }
         b = b.reporter(reporter);
+        b.config.propagation = Propagation::from_lookup(env)?;
         let names = env("TOMOGRAPH_BACKENDS").unwrap_or_else(|| default_backends.to_owned());
         for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let backend =
@@ -260,6 +284,21 @@ impl ConfigBuilder {
     /// Queue, batch and retry options.
     pub fn reporter(mut self, options: ReporterOptions) -> Self {
         self.config.reporter = options;
+        self
+    }
+
+    /// The HTTP header formats written and read (see [`crate::propagation`]).
+    ///
+    /// ```
+    /// use tomograph::Config;
+    /// use tomograph::propagation::{Format, Propagation};
+    /// let config = Config::builder()
+    ///     .propagation(Propagation::default().inject_formats([Format::B3, Format::W3c]))
+    ///     .build();
+    /// assert_eq!(config.propagation().injected(), [Format::B3, Format::W3c]);
+    /// ```
+    pub fn propagation(mut self, propagation: Propagation) -> Self {
+        self.config.propagation = propagation;
         self
     }
 
@@ -399,6 +438,21 @@ mod tests {
             let err = ConfigBuilder::from_lookup(&lookup(pairs), "").unwrap_err();
             assert!(err.to_string().contains(var), "{err}");
         }
+    }
+
+    #[test]
+    fn reads_the_propagation_variables() {
+        use crate::propagation::Format;
+        let env = lookup(&[
+            ("TOMOGRAPH_PROPAGATION", "w3c,b3"),
+            ("TOMOGRAPH_PROPAGATION_INJECT", "x-trace-info"),
+        ]);
+        let config = ConfigBuilder::from_lookup(&env, "").unwrap().build();
+        assert_eq!(config.propagation().extracted(), [Format::W3c, Format::B3]);
+        assert_eq!(config.propagation().injected(), [Format::XTraceInfo]);
+        let bad = lookup(&[("TOMOGRAPH_PROPAGATION", "b3,jaeger")]);
+        let err = ConfigBuilder::from_lookup(&bad, "").unwrap_err();
+        assert!(err.to_string().contains("TOMOGRAPH_PROPAGATION"), "{err}");
     }
 
     #[test]

@@ -40,7 +40,11 @@ mod clock;
 mod config;
 mod context;
 mod error;
+pub mod http;
+#[doc(hidden)]
+pub mod macro_support;
 mod model;
+pub mod propagation;
 mod report;
 pub mod sql;
 pub mod testing;
@@ -64,6 +68,11 @@ pub use model::{
 };
 pub use report::{Backend, BackendStats, Reporter, ReporterOptions, ReporterStats};
 pub use tracer::{Tracer, flush, init, set_enabled, shutdown, stats};
+
+/// Traces a function: each call is a span (`#[traced]`, or `#[traced("service", "name")]`
+/// like the seed's decorator).
+#[cfg(feature = "macros")]
+pub use tomograph_macros::traced;
 
 /// The installed tracer, if [`init`] was called.
 pub fn tracer() -> Option<&'static Tracer> {

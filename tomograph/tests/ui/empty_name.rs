@@ -1,0 +1,8 @@
+use tomograph::traced;
+
+#[traced(name = "")]
+fn load() {}
+
+fn main() {
+    load();
+}

@@ -1,0 +1,8 @@
+use tomograph::traced;
+
+#[traced]
+struct Handler;
+
+fn main() {
+    let _ = Handler;
+}

@@ -1,0 +1,8 @@
+use tomograph::traced;
+
+#[traced("My Server", 42)]
+fn myfunc() {}
+
+fn main() {
+    myfunc();
+}

@@ -1,0 +1,8 @@
+use tomograph::traced;
+
+#[traced("My Server")]
+fn myfunc() {}
+
+fn main() {
+    myfunc();
+}

@@ -1,0 +1,8 @@
+use tomograph::traced;
+
+trait Store {
+    #[traced]
+    fn load(&self) -> u32;
+}
+
+fn main() {}

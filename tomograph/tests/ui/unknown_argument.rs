@@ -1,0 +1,8 @@
+use tomograph::traced;
+
+#[traced(name = "load", kind = "server")]
+fn load() {}
+
+fn main() {
+    load();
+}
