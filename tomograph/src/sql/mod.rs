@@ -49,7 +49,9 @@ pub use self::query::{normalize, operation, truncate};
 use crate::api::{self, DetachedSpan};
 use crate::clock::Timestamp;
 use crate::context::stack;
-use crate::model::{Endpoint, Kind, Note, Span, SpanId, Tag, TagValue, Text};
+use crate::context::token::TraceToken;
+use crate::model::{Endpoint, EndpointRef, Kind, Note, Span, SpanId, Tag, TagValue, Text};
+use crate::text::intern;
 
 /// The kind of database, for the remote endpoint and `db.system.name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -174,7 +176,8 @@ impl SqlStatement {
 #[derive(Debug)]
 struct Inner {
     system: DbSystem,
-    remote: Endpoint,
+    /// Shared by every span (interned: no allocation, no reference count per statement).
+    remote: EndpointRef,
     fixed_tags: Vec<Tag>,
     query_text: QueryText,
     max_query_len: usize,
@@ -222,6 +225,14 @@ impl std::fmt::Debug for SqlTracerBuilder {
         f.debug_struct("SqlTracerBuilder")
             .field("system", &self.system)
             .finish_non_exhaustive()
+    }
+}
+
+/// `text` interned (`&'static`), or shared once the interning cap is reached.
+fn interned(text: String) -> Text {
+    match intern::text(&text) {
+        Some(t) => Text::from_static(t),
+        None => Text::from(text).into_shared(),
     }
 }
 
@@ -303,13 +314,10 @@ impl SqlTracerBuilder {
         }
         let mut fixed_tags = vec![Tag::new("db.system.name", self.system.name())];
         if let Some(ns) = self.namespace.filter(|n| !n.is_empty()) {
-            fixed_tags.push(Tag::new("db.namespace", Text::from(ns).into_shared()));
+            fixed_tags.push(Tag::new("db.namespace", interned(ns)));
         }
         if let Some(address) = self.address.filter(|a| !a.is_empty()) {
-            fixed_tags.push(Tag::new(
-                "server.address",
-                Text::from(address).into_shared(),
-            ));
+            fixed_tags.push(Tag::new("server.address", interned(address)));
         }
         if let Some(port) = self.port {
             fixed_tags.push(Tag::new("server.port", i64::from(port)));
@@ -317,7 +325,10 @@ impl SqlTracerBuilder {
         SqlTracer {
             inner: Arc::new(Inner {
                 system: self.system,
-                remote,
+                remote: intern::endpoint(&remote).map_or_else(
+                    || EndpointRef::Shared(Arc::new(remote.clone())),
+                    EndpointRef::Static,
+                ),
                 fixed_tags,
                 query_text: self.query_text,
                 max_query_len: self.max_query_len,
@@ -365,6 +376,75 @@ impl SqlTracer {
         self.inner.record_parameters
     }
 
+    /// How statements appear in a trace (spans or notes).
+    pub fn mode(&self) -> SqlMode {
+        self.inner.mode
+    }
+
+    /// Starts a span `TRANSACTION` that is current until the returned guard drops, so the
+    /// statements of the transaction (`BEGIN`, …, `COMMIT`) become its children. It carries
+    /// the database's tags (`db.system.name`, `db.namespace`, `server.*`); adapters add the
+    /// outcome. A guard that holds nothing when [`would_trace`](Self::would_trace) is false
+    /// or in [`SqlMode::Annotations`] (there, only the statements' notes appear).
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Sqlite).build();
+    /// let _request = tomograph::span("request").start();
+    /// let transaction = db.start_transaction();
+    /// db.start("BEGIN").finish();
+    /// db.start("COMMIT").finish();
+    /// transaction.tag("db.transaction.outcome", "commit");
+    /// ```
+    pub fn start_transaction(&self) -> api::SpanGuard {
+        if self.inner.mode != SqlMode::Spans || !self.would_trace() {
+            return api::SpanGuard::none();
+        }
+        let mut builder = api::span("TRANSACTION");
+        if stack::current_token().is_none() {
+            builder = builder.root();
+        }
+        for tag in &self.inner.fixed_tags {
+            builder = builder.tag(tag.key.clone(), tag.value.clone());
+        }
+        builder.start()
+    }
+
+    /// Like [`start_transaction`](Self::start_transaction) for async adapters, whose
+    /// transactions outlive a poll and move between threads: the span is owned by the returned
+    /// [`DetachedSpan`] instead of being made current, and is a child of `parent` (the context
+    /// captured when the transaction was requested) — or, when `parent` is `None`, the root of
+    /// a new trace if `trace_roots` is set. The transaction's statements become its children
+    /// through [`start_child_of`](Self::start_child_of) with its token. Records nothing when
+    /// tracing is off or in [`SqlMode::Annotations`].
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Sqlite).build();
+    /// let _request = tomograph::span("request").start();
+    /// let mut transaction = db.start_transaction_detached(tomograph::get_trace_info());
+    /// if let Some(parent) = transaction.token() {
+    ///     db.start_child_of("BEGIN", parent).finish();
+    ///     db.start_child_of("COMMIT", parent).finish();
+    /// }
+    /// transaction.tag("db.transaction.outcome", "commit");
+    /// ```
+    pub fn start_transaction_detached(&self, parent: Option<TraceToken>) -> DetachedSpan {
+        let on = self.is_enabled() && crate::tracer::get().is_some_and(|t| t.is_enabled());
+        if self.inner.mode != SqlMode::Spans || !on {
+            return DetachedSpan::none();
+        }
+        let mut builder = match parent {
+            Some(parent) => api::span("TRANSACTION").child_of(parent),
+            None if self.inner.trace_roots => api::span("TRANSACTION").root(),
+            None => return DetachedSpan::none(),
+        };
+        for tag in &self.inner.fixed_tags {
+            builder = builder.tag(tag.key.clone(), tag.value.clone());
+        }
+        builder.start_detached()
+    }
+
     /// Switches tracing of this database on or off at run time (the original's
     /// `db_tracing_enabled`); shared by every clone. `on_error` hooks still run when off.
     pub fn set_enabled(&self, enabled: bool) {
@@ -378,16 +458,22 @@ impl SqlTracer {
 
     /// Processes `sql` once for repeated use (prepared statements).
     pub fn statement(&self, sql: &str) -> SqlStatement {
+        // Interned (or, past the interning cap, one `Arc<str>`): every span of this statement
+        // shares the text without copying it or touching a reference count.
+        let shared = |text: &str| match intern::text(text) {
+            Some(interned) => Text::from_static(interned),
+            None => Text::from(Arc::<str>::from(text)),
+        };
         let recorded = match self.inner.query_text {
             QueryText::Off => None,
-            QueryText::Raw => Some(truncate(sql, self.inner.max_query_len).into_owned()),
+            QueryText::Raw => Some(shared(&truncate(sql, self.inner.max_query_len))),
             QueryText::Normalized => {
-                Some(truncate(&normalize(sql), self.inner.max_query_len).into_owned())
+                Some(shared(&truncate(&normalize(sql), self.inner.max_query_len)))
             }
         };
         SqlStatement {
             operation: operation(sql),
-            recorded: recorded.map(|t| Text::from(t).into_shared()),
+            recorded,
         }
     }
 
@@ -415,6 +501,36 @@ impl SqlTracer {
         self.begin(statement.clone())
     }
 
+    /// A statement is about to run as a child of `parent` rather than of the current span:
+    /// for adapters that keep spans of their own around statements (a database transaction).
+    /// Traced whenever tracing is on and `parent` is sampled, whatever the current context.
+    /// In [`SqlMode::Annotations`] this is [`start`](SqlTracer::start): notes go on the
+    /// current span.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Sqlite).build();
+    /// let transaction = tomograph::span("transaction").start_detached();
+    /// if let Some(parent) = transaction.token() {
+    ///     db.start_child_of("INSERT INTO t VALUES (1)", parent).finish();
+    /// }
+    /// ```
+    pub fn start_child_of(&self, sql: &str, parent: TraceToken) -> SqlSpan {
+        if self.inner.mode == SqlMode::Annotations {
+            return self.start(sql);
+        }
+        if !self.is_enabled() || !crate::tracer::get().is_some_and(|t| t.is_enabled()) {
+            return self.off();
+        }
+        self.begin_with(self.statement(sql), Some(parent))
+    }
+
+    /// A statement span that records nothing, for a statement the adapter chose not to trace
+    /// (a pool's health check, say); [`SqlSpan::fail`] on it still runs the `on_error` hooks.
+    pub fn untraced(&self) -> SqlSpan {
+        self.off()
+    }
+
     fn off(&self) -> SqlSpan {
         SqlSpan {
             tracer: self.clone(),
@@ -424,17 +540,22 @@ impl SqlTracer {
     }
 
     fn begin(&self, statement: SqlStatement) -> SqlSpan {
+        self.begin_with(statement, None)
+    }
+
+    fn begin_with(&self, statement: SqlStatement, parent: Option<TraceToken>) -> SqlSpan {
         let inner = &*self.inner;
         match inner.mode {
             SqlMode::Spans => {
-                let mut builder = api::span(statement.operation)
-                    .kind(Kind::Client)
-                    .remote_endpoint(inner.remote.clone());
-                if stack::current_token().is_none() {
+                let mut builder = api::span(statement.operation).kind(Kind::Client);
+                if let Some(parent) = parent {
+                    builder = builder.child_of(parent);
+                } else if stack::current_token().is_none() {
                     builder = builder.root();
                 }
                 let mut span = builder.start_detached();
                 span.with_span(|span| {
+                    span.remote_endpoint = Some(inner.remote.clone());
                     span.tags.reserve(inner.fixed_tags.len() + 4);
                     if let Some(text) = &statement.recorded {
                         span.tags.push(Tag::new("sql.query", text.clone()));

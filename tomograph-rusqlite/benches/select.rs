@@ -1,0 +1,99 @@
+//! Traced statement overhead, side by side in one run: a prepared in-memory `SELECT ?1`
+//! through plain rusqlite and through tomograph-rusqlite — inside an active trace (a span
+//! per execution, reporter running with a no-op backend), with no trace in progress, and
+//! with the tracer switched off — plus two references: the core's statement span alone (no
+//! SQLite) and a bare detached span. Target (DESIGN.md §9): traced / untraced ≤ 1.15.
+//!
+//! Run: `cargo bench -p tomograph-rusqlite --bench select -- --warm-up-time 1 --measurement-time 3`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rusqlite::Connection;
+use tomograph::{Backend, BackendError, Config, ReporterOptions, Span};
+use tomograph_rusqlite::{TracedConnection, sql_tracer};
+
+#[derive(Debug)]
+struct NullBackend;
+impl Backend for NullBackend {
+    fn name(&self) -> &str {
+        "null"
+    }
+    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
+        black_box(spans.len());
+        Ok(())
+    }
+}
+
+fn select(c: &mut Criterion) {
+    tomograph::init(
+        Config::builder()
+            .service_name("bench")
+            .reporter(ReporterOptions::default().queue_capacity(1 << 16))
+            .backend(NullBackend)
+            .build(),
+    )
+    .expect("the only tracer");
+
+    let plain = Connection::open_in_memory().expect("open");
+    let traced = TracedConnection::open_in_memory(sql_tracer().build()).expect("open");
+    let off = TracedConnection::open_in_memory(sql_tracer().enabled(false).build()).expect("open");
+    let mut plain_stmt = plain.prepare("SELECT ?1").expect("prepare");
+    let mut traced_stmt = traced.prepare("SELECT ?1").expect("prepare");
+    let mut off_stmt = off.prepare("SELECT ?1").expect("prepare");
+
+    let mut group = c.benchmark_group("rusqlite SELECT ?1");
+    group.bench_function("untraced (rusqlite)", |b| {
+        b.iter(|| {
+            plain_stmt
+                .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
+                .expect("row")
+        })
+    });
+    group.bench_function("traced, active trace", |b| {
+        let _root = tomograph::span("bench root").root().start();
+        b.iter(|| {
+            traced_stmt
+                .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
+                .expect("row")
+        })
+    });
+    group.bench_function("traced, no active trace", |b| {
+        b.iter(|| {
+            traced_stmt
+                .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
+                .expect("row")
+        })
+    });
+    group.bench_function("traced, tracer switched off", |b| {
+        let _root = tomograph::span("bench root").root().start();
+        b.iter(|| {
+            off_stmt
+                .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
+                .expect("row")
+        })
+    });
+    // References: what the core costs without any driver, for reading the ratio above.
+    let core = sql_tracer().build();
+    let statement = core.statement("SELECT ?1");
+    group.bench_function("reference: statement span alone (no SQLite)", |b| {
+        let _root = tomograph::span("bench root").root().start();
+        b.iter(|| {
+            core.start_statement(black_box(&statement))
+                .finish_with_rows(1)
+        })
+    });
+    group.bench_function("reference: bare detached span alone", |b| {
+        let _root = tomograph::span("bench root").root().start();
+        b.iter(|| tomograph::span("SELECT").start_detached())
+    });
+    group.finish();
+
+    let _ = tomograph::flush(Duration::from_secs(5));
+    let stats = tomograph::stats();
+    eprintln!("reporter: {stats:?}");
+}
+
+criterion_group!(benches, select);
+criterion_main!(benches);

@@ -1,0 +1,92 @@
+//! r2d2 pools of [`TracedConnection`]s: [`TracedSqliteConnectionManager`] wraps
+//! `r2d2_sqlite`'s manager.
+
+use std::path::Path;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use tomograph::sql::SqlTracer;
+
+use crate::TracedConnection;
+
+/// An r2d2 pool whose connections are [`TracedConnection`]s.
+pub type TracedPool = r2d2::Pool<TracedSqliteConnectionManager>;
+
+/// A connection borrowed from a [`TracedPool`]; derefs to [`TracedConnection`].
+pub type TracedPooledConnection = r2d2::PooledConnection<TracedSqliteConnectionManager>;
+
+/// An `r2d2::ManageConnection` that opens connections with `r2d2_sqlite`'s
+/// [`SqliteConnectionManager`] (file or shared in-memory database, flags, init function)
+/// and hands them out as [`TracedConnection`]s sharing one [`SqlTracer`]. Swap it in for
+/// `SqliteConnectionManager`; the pool's health checks stay untraced.
+///
+/// ```
+/// use tomograph_rusqlite::{TracedPool, TracedSqliteConnectionManager};
+///
+/// let manager = TracedSqliteConnectionManager::memory(tomograph_rusqlite::sql_tracer().build());
+/// let pool: TracedPool = tomograph_rusqlite::r2d2::Pool::builder().max_size(4).build(manager).unwrap();
+///
+/// let conn = pool.get().unwrap();
+/// conn.execute_batch("CREATE TABLE t (x INTEGER)")?;
+/// conn.execute("INSERT INTO t VALUES (?1)", [7])?;
+/// let x: i64 = pool.get().unwrap().query_row("SELECT x FROM t", [], |row| row.get(0))?;
+/// assert_eq!(x, 7);
+/// # Ok::<(), rusqlite::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TracedSqliteConnectionManager {
+    inner: SqliteConnectionManager,
+    tracer: SqlTracer,
+}
+
+impl TracedSqliteConnectionManager {
+    /// Traces the connections `manager` opens (use it for `with_flags` / `with_init`).
+    ///
+    /// ```
+    /// use tomograph_rusqlite::r2d2_sqlite::SqliteConnectionManager;
+    /// let manager = tomograph_rusqlite::TracedSqliteConnectionManager::new(
+    ///     SqliteConnectionManager::memory().with_init(|c| c.execute_batch("PRAGMA foreign_keys = ON")),
+    ///     tomograph_rusqlite::sql_tracer().build(),
+    /// );
+    /// ```
+    pub fn new(manager: SqliteConnectionManager, tracer: SqlTracer) -> Self {
+        Self {
+            inner: manager,
+            tracer,
+        }
+    }
+
+    /// Connections to the database file at `path`.
+    pub fn file(path: impl AsRef<Path>, tracer: SqlTracer) -> Self {
+        Self::new(SqliteConnectionManager::file(path), tracer)
+    }
+
+    /// Connections to one in-memory database shared by the pool (`r2d2_sqlite`'s
+    /// `SqliteConnectionManager::memory`).
+    pub fn memory(tracer: SqlTracer) -> Self {
+        Self::new(SqliteConnectionManager::memory(), tracer)
+    }
+
+    /// The tracer every connection shares (and its run-time switch).
+    pub fn tracer(&self) -> &SqlTracer {
+        &self.tracer
+    }
+}
+
+impl r2d2::ManageConnection for TracedSqliteConnectionManager {
+    type Connection = TracedConnection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<TracedConnection, rusqlite::Error> {
+        self.inner
+            .connect()
+            .map(|conn| TracedConnection::new(conn, self.tracer.clone()))
+    }
+
+    fn is_valid(&self, conn: &mut TracedConnection) -> Result<(), rusqlite::Error> {
+        self.inner.is_valid(conn.inner_mut())
+    }
+
+    fn has_broken(&self, conn: &mut TracedConnection) -> bool {
+        self.inner.has_broken(conn.inner_mut())
+    }
+}
