@@ -1,0 +1,107 @@
+//! A simple query (`SELECT name FROM t WHERE id = ?`, prepared and cached by diesel) traced
+//! vs untraced, side by side in one run: SQLite in memory, and PostgreSQL on loopback when
+//! `TOMOGRAPH_TEST_POSTGRES_URL` is set. A global tracer with a running reporter (discarding
+//! backend) and an active root span, as in a request handler.
+//!
+//! Run: `cargo bench -p tomograph-diesel --all-features --bench query`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use diesel::connection::LoadConnection;
+use diesel::prelude::*;
+use tomograph::{Backend, BackendError, Config, Span};
+use tomograph_diesel::DieselTracer;
+
+#[derive(Debug)]
+struct NullBackend;
+impl Backend for NullBackend {
+    fn name(&self) -> &str {
+        "null"
+    }
+    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
+        black_box(spans.len());
+        Ok(())
+    }
+}
+
+diesel::table! {
+    #[sql_name = "tg_diesel_bench"]
+    t (id) {
+        id -> Integer,
+        name -> Text,
+    }
+}
+
+fn setup<C: Connection>(conn: &mut C)
+where
+    diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<C>,
+{
+    for sql in [
+        "DROP TABLE IF EXISTS tg_diesel_bench",
+        "CREATE TABLE tg_diesel_bench (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        "INSERT INTO tg_diesel_bench (id, name) VALUES (1, 'one')",
+    ] {
+        diesel::sql_query(sql).execute(conn).expect("bench table");
+    }
+}
+
+fn simple_query<C>(conn: &mut C) -> String
+where
+    C: LoadConnection,
+    C::Backend: diesel::backend::DieselReserveSpecialization
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    for<'a> diesel::dsl::Limit<
+        diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>,
+    >: diesel::query_dsl::LoadQuery<'a, C, String>,
+{
+    t::table
+        .filter(t::id.eq(black_box(1)))
+        .select(t::name)
+        .first::<String>(conn)
+        .expect("query")
+}
+
+fn group<C>(c: &mut Criterion, name: &str, url: &str)
+where
+    C: LoadConnection,
+    C::Backend: diesel::backend::DieselReserveSpecialization
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<C>,
+    for<'a> diesel::dsl::Limit<
+        diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>,
+    >: diesel::query_dsl::LoadQuery<'a, C, String>,
+{
+    let mut plain = C::establish(url).expect("connect");
+    setup(&mut plain);
+    let mut traced = C::establish(url).expect("connect");
+    DieselTracer::from_url(url).instrument(&mut traced);
+
+    let _root = tomograph::span(format!("bench {name}")).root().start();
+    let mut group = c.benchmark_group(name);
+    group.bench_function("untraced", |b| b.iter(|| simple_query(&mut plain)));
+    group.bench_function("traced", |b| b.iter(|| simple_query(&mut traced)));
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    tomograph::init(
+        Config::builder()
+            .service_name("bench")
+            .backend(NullBackend)
+            .build(),
+    )
+    .expect("tracer");
+    group::<SqliteConnection>(
+        c,
+        "diesel_sqlite",
+        "file:tg_diesel_bench?mode=memory&cache=shared",
+    );
+    match std::env::var("TOMOGRAPH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => group::<PgConnection>(c, "diesel_postgres", &url),
+        _ => eprintln!("SKIP diesel_postgres: TOMOGRAPH_TEST_POSTGRES_URL is not set"),
+    }
+}
+
+criterion_group!(query, benches);
+criterion_main!(query);

@@ -1,0 +1,367 @@
+//! The [`Instrumentation`] that turns diesel's connection events into spans.
+//!
+//! | diesel event | in the trace |
+//! |---|---|
+//! | `StartQuery` … `FinishQuery` | a CLIENT span per statement ([`tomograph::sql`]), `error.type` and the `on_error` hooks on failure |
+//! | `CacheQuery` | a note `statement cached` on the statement's span (first execution of a prepared statement) |
+//! | `BeginTransaction` … `CommitTransaction` / `RollbackTransaction` | a span `TRANSACTION` around its statements (nested ones, savepoints, inside it), tagged `db.transaction.depth` and `db.transaction.outcome` |
+//! | `StartEstablishConnection` … `FinishEstablishConnection` | a CLIENT span `connect`, with the error when it fails |
+
+use std::collections::VecDeque;
+
+use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
+use diesel::result::{ConnectionError, DatabaseErrorKind, Error};
+use tomograph::sql::{SqlMode, SqlSpan};
+use tomograph::{DetachedSpan, Kind, SpanId, TraceToken};
+
+use crate::query;
+use crate::tracer::DieselTracer;
+
+/// Statements in flight on one connection, at most (diesel-async's PostgreSQL connection
+/// pipelines; a synchronous connection has one).
+const MAX_IN_FLIGHT: usize = 64;
+
+/// diesel [`Instrumentation`] for one connection: every statement becomes a span, child of
+/// the current span (or of the open transaction's span). Made by
+/// [`DieselTracer::instrumentation`]; set it with `Connection::set_instrumentation`, or let
+/// [`DieselTracer::instrument`], [`DieselTracer::install_default`], the r2d2 customizer or
+/// the diesel-async managers do it.
+///
+/// diesel calls it in the thread (or the future) running the statement, so statements
+/// parent to the span current there. In async code that is the task's context: wrap the
+/// future with [`tomograph::FutureExt`] (`in_current_trace`, `traced`) so the context
+/// follows it across `.await`.
+///
+/// Statements on a connection finish in the order they started (diesel-async's pipelined
+/// PostgreSQL queries included): finishes are matched to starts first-in, first-out.
+#[derive(Debug)]
+pub struct TracingInstrumentation {
+    config: DieselTracer,
+    /// Statements started and not yet finished, oldest first; `None` for one not traced.
+    statements: VecDeque<Option<SqlSpan>>,
+    transactions: Vec<Transaction>,
+    connect: Option<DetachedSpan>,
+}
+
+#[derive(Debug)]
+struct Transaction {
+    depth: u32,
+    /// The span current when it began: statements run under that span belong to it.
+    outer: Option<SpanId>,
+    span: DetachedSpan,
+    state: TxState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxState {
+    /// `BEGIN` / `SAVEPOINT` is running.
+    Beginning,
+    Open,
+    /// `COMMIT` / `RELEASE` or `ROLLBACK` is running.
+    Ending(&'static str),
+    /// `COMMIT` failed: diesel may roll back next (then the `ROLLBACK` belongs here), or the
+    /// transaction is already over.
+    CommitFailed,
+}
+
+impl TracingInstrumentation {
+    pub(crate) fn new(config: DieselTracer) -> Self {
+        Self {
+            config,
+            statements: VecDeque::new(),
+            transactions: Vec::new(),
+            connect: None,
+        }
+    }
+
+    /// The configuration it traces with.
+    pub fn tracer(&self) -> &DieselTracer {
+        &self.config
+    }
+
+    fn query_started(&mut self, query: &dyn DebugQuery) {
+        let sql = &self.config.sql;
+        let parent = self.transaction_parent();
+        let traced = match parent {
+            Some(_) => sql.is_enabled(),
+            None => sql.would_trace(),
+        };
+        let span = if traced {
+            let (text, binds) = if sql.records_parameters() {
+                query::sql_and_binds(query)
+            } else {
+                (query::sql_of(query), None)
+            };
+            if !self.config.health_checks && is_health_check(&text) {
+                None
+            } else {
+                let mut span = match parent {
+                    Some(parent) => sql.start_child_of(&text, parent),
+                    None => sql.start(&text),
+                };
+                if let Some(binds) = binds {
+                    span.parameters(|| binds);
+                }
+                Some(span)
+            }
+        } else {
+            None
+        };
+        if self.statements.len() >= MAX_IN_FLIGHT {
+            // A start without its finish (diesel gave up before running it): end it as is.
+            self.statements.pop_front();
+        }
+        self.statements.push_back(span);
+    }
+
+    fn query_cached(&mut self) {
+        if let Some(Some(span)) = self.statements.back_mut() {
+            span.annotate("statement cached");
+        }
+    }
+
+    fn query_finished(&mut self, query: &dyn DebugQuery, error: Option<&Error>) {
+        let span = self.statements.pop_front().flatten();
+        match error {
+            None => {
+                if let Some(span) = span {
+                    span.finish();
+                }
+            }
+            Some(error) => {
+                let text = query::sql_of(query);
+                let mut span = span.unwrap_or_else(|| self.config.sql.untraced());
+                span.tag("error.type", error_type(error));
+                span.fail(&text, error, None);
+            }
+        }
+        self.transaction_statement_finished(error);
+    }
+
+    /// The span of the open transaction, when statements run now belong to it.
+    fn transaction_parent(&self) -> Option<TraceToken> {
+        let top = self.transactions.last()?;
+        let token = top.span.token()?;
+        let current = tomograph::get_trace_info().map(|t| t.span_id());
+        (current == top.outer).then_some(token)
+    }
+
+    fn transaction_begun(&mut self, depth: u32) {
+        self.close_transactions_deeper_than(depth.saturating_sub(1));
+        let outer = tomograph::get_trace_info().map(|t| t.span_id());
+        let span = self.transaction_span(depth);
+        self.transactions.push(Transaction {
+            depth,
+            outer,
+            span,
+            state: TxState::Beginning,
+        });
+    }
+
+    fn transaction_span(&self, depth: u32) -> DetachedSpan {
+        if !self.config.transactions {
+            return DetachedSpan::none();
+        }
+        let sql = &self.config.sql;
+        let parent = match self.transaction_parent() {
+            Some(parent) => Some(parent),
+            None if sql.would_trace() => tomograph::get_trace_info(),
+            None => return DetachedSpan::none(),
+        };
+        let mut span = sql.start_transaction_detached(parent);
+        span.tag("db.transaction.depth", depth);
+        span
+    }
+
+    fn transaction_ending(&mut self, depth: u32, outcome: &'static str) {
+        self.close_transactions_deeper_than(depth);
+        if let Some(top) = self.transactions.last_mut()
+            && top.depth == depth
+        {
+            top.span.annotate(outcome);
+            top.state = TxState::Ending(outcome);
+        }
+    }
+
+    fn transaction_statement_finished(&mut self, error: Option<&Error>) {
+        let Some(top) = self.transactions.last_mut() else {
+            return;
+        };
+        match (top.state, error) {
+            (TxState::Open | TxState::CommitFailed, _) => {}
+            (TxState::Beginning, None) => top.state = TxState::Open,
+            (TxState::Ending("commit"), Some(error)) if top.depth == 1 => {
+                // diesel rolls back after a failed top-level COMMIT when the transaction is
+                // still open; keep the span for that ROLLBACK.
+                top.span.record_error(error);
+                top.span.tag("error.type", error_type(error));
+                top.state = TxState::CommitFailed;
+            }
+            (TxState::Beginning | TxState::Ending(_), _) => {
+                if let TxState::Ending(outcome) = top.state {
+                    top.span.tag("db.transaction.outcome", outcome);
+                }
+                if let Some(error) = error {
+                    top.span.record_error(error);
+                    top.span.tag("error.type", error_type(error));
+                }
+                self.transactions.pop();
+            }
+        }
+    }
+
+    /// After a failed COMMIT, anything but diesel's ROLLBACK means the transaction is over.
+    fn settle_failed_commit(&mut self, event: &InstrumentationEvent<'_>) {
+        if self
+            .transactions
+            .last()
+            .is_some_and(|t| t.state == TxState::CommitFailed)
+            && !matches!(event, InstrumentationEvent::RollbackTransaction { .. })
+            && let Some(mut tx) = self.transactions.pop()
+        {
+            // The database ended it: a failed COMMIT commits nothing.
+            tx.span.tag("db.transaction.outcome", "rollback");
+        }
+    }
+
+    /// Ends transactions diesel has left (a failed savepoint release, a connection reused
+    /// after a broken transaction).
+    fn close_transactions_deeper_than(&mut self, depth: u32) {
+        while self.transactions.last().is_some_and(|t| t.depth > depth) {
+            self.transactions.pop();
+        }
+    }
+
+    fn connect_started(&mut self) {
+        let sql = &self.config.sql;
+        if !self.config.connections {
+            return;
+        }
+        match sql.mode() {
+            SqlMode::Spans if sql.would_trace() => {
+                self.connect = Some(
+                    tomograph::span("connect")
+                        .kind(Kind::Client)
+                        .remote_endpoint(sql.remote_endpoint().clone())
+                        .tag("db.system.name", sql.system().name())
+                        .start_detached(),
+                );
+            }
+            SqlMode::Annotations if sql.is_enabled() => tomograph::annotate("db connect"),
+            _ => {}
+        }
+    }
+
+    fn connect_finished(&mut self, error: Option<&ConnectionError>) {
+        if !self.config.connections {
+            return;
+        }
+        match (self.connect.take(), self.config.sql.mode()) {
+            (Some(mut span), _) => {
+                if let Some(error) = error {
+                    span.record_error(error);
+                    span.tag("error.type", connection_error_type(error));
+                }
+            }
+            (None, SqlMode::Annotations) if self.config.sql.is_enabled() => match error {
+                None => tomograph::annotate("db connect done"),
+                Some(error) => {
+                    tomograph::annotate("db connect error");
+                    tomograph::record_error(error);
+                }
+            },
+            (None, _) => {}
+        }
+    }
+}
+
+impl Instrumentation for TracingInstrumentation {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        self.settle_failed_commit(&event);
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => self.query_started(query),
+            InstrumentationEvent::CacheQuery { .. } => self.query_cached(),
+            InstrumentationEvent::FinishQuery { query, error, .. } => {
+                self.query_finished(query, error);
+            }
+            InstrumentationEvent::BeginTransaction { depth, .. } => {
+                self.transaction_begun(depth.get());
+            }
+            InstrumentationEvent::CommitTransaction { depth, .. } => {
+                self.transaction_ending(depth.get(), "commit");
+            }
+            InstrumentationEvent::RollbackTransaction { depth, .. } => {
+                self.transaction_ending(depth.get(), "rollback");
+            }
+            InstrumentationEvent::StartEstablishConnection { .. } => self.connect_started(),
+            InstrumentationEvent::FinishEstablishConnection { error, .. } => {
+                self.connect_finished(error);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether `sql` is a pool's liveness check.
+fn is_health_check(sql: &str) -> bool {
+    let sql = sql.trim().trim_end_matches(';');
+    ["SELECT 1", "SELECT $1", "SELECT ?"]
+        .iter()
+        .any(|check| sql.eq_ignore_ascii_case(check))
+}
+
+/// The error's class, for `error.type`: the [`DatabaseErrorKind`] for errors from the
+/// database (`UniqueViolation`, …), else diesel's error variant.
+pub(crate) fn error_type(error: &Error) -> &'static str {
+    match error {
+        Error::DatabaseError(kind, _) => match kind {
+            DatabaseErrorKind::UniqueViolation => "UniqueViolation",
+            DatabaseErrorKind::ForeignKeyViolation => "ForeignKeyViolation",
+            DatabaseErrorKind::UnableToSendCommand => "UnableToSendCommand",
+            DatabaseErrorKind::SerializationFailure => "SerializationFailure",
+            DatabaseErrorKind::ReadOnlyTransaction => "ReadOnlyTransaction",
+            DatabaseErrorKind::RestrictViolation => "RestrictViolation",
+            DatabaseErrorKind::NotNullViolation => "NotNullViolation",
+            DatabaseErrorKind::CheckViolation => "CheckViolation",
+            DatabaseErrorKind::ExclusionViolation => "ExclusionViolation",
+            DatabaseErrorKind::ClosedConnection => "ClosedConnection",
+            _ => "DatabaseError",
+        },
+        Error::InvalidCString(_) => "InvalidCString",
+        Error::NotFound => "NotFound",
+        Error::QueryBuilderError(_) => "QueryBuilderError",
+        Error::DeserializationError(_) => "DeserializationError",
+        Error::SerializationError(_) => "SerializationError",
+        Error::RollbackErrorOnCommit { .. } => "RollbackErrorOnCommit",
+        Error::RollbackTransaction => "RollbackTransaction",
+        Error::AlreadyInTransaction => "AlreadyInTransaction",
+        Error::NotInTransaction => "NotInTransaction",
+        Error::BrokenTransactionManager => "BrokenTransactionManager",
+        _ => "Error",
+    }
+}
+
+fn connection_error_type(error: &ConnectionError) -> &'static str {
+    match error {
+        ConnectionError::InvalidCString(_) => "InvalidCString",
+        ConnectionError::BadConnection(_) => "BadConnection",
+        ConnectionError::InvalidConnectionUrl(_) => "InvalidConnectionUrl",
+        ConnectionError::CouldntSetupConfiguration(_) => "CouldntSetupConfiguration",
+        _ => "ConnectionError",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognizes_health_checks_only() {
+        for sql in ["SELECT 1", "select 1;", " SELECT $1", "SELECT ?"] {
+            assert!(is_health_check(sql), "{sql}");
+        }
+        for sql in ["SELECT 2", "SELECT 1 FROM t", "SELECT $1, $2", "INSERT"] {
+            assert!(!is_health_check(sql), "{sql}");
+        }
+    }
+}

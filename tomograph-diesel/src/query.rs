@@ -1,0 +1,112 @@
+//! diesel's opaque query, as text: the SQL without the `-- binds: [...]` suffix its `Display`
+//! appends, and the binds apart when the user opted in to recording them.
+
+use std::fmt::{self, Write as _};
+
+use diesel::connection::DebugQuery;
+
+/// What diesel's `Display` puts between the SQL and the bound values.
+const BINDS_MARKER: &str = " -- binds: ";
+
+/// The query's SQL, without bound values. Formatting stops at the binds marker, so the values
+/// are never formatted.
+pub(crate) fn sql_of(query: &dyn DebugQuery) -> String {
+    let mut writer = UntilBinds {
+        buf: String::with_capacity(128),
+        done: false,
+    };
+    // The writer reports an error on purpose to stop formatting at the marker; whatever
+    // diesel could render is in `buf` either way.
+    let _ = write!(writer, "{query}");
+    writer.buf
+}
+
+/// The query's SQL and its bound values (diesel's debug list, e.g. `[1, "x"]`), if any.
+pub(crate) fn sql_and_binds(query: &dyn DebugQuery) -> (String, Option<String>) {
+    let mut text = String::with_capacity(128);
+    let _ = write!(text, "{query}");
+    split_binds(text)
+}
+
+fn split_binds(mut text: String) -> (String, Option<String>) {
+    // The first marker: a bound value that contains the marker cannot move the cut into
+    // the values (a statement that contains it is only cut short).
+    match text.find(BINDS_MARKER) {
+        Some(at) => {
+            let binds = text[at + BINDS_MARKER.len()..].to_owned();
+            text.truncate(at);
+            (text, Some(binds))
+        }
+        None => (text, None),
+    }
+}
+
+/// Collects text until the binds marker appears, then refuses more.
+struct UntilBinds {
+    buf: String,
+    done: bool,
+}
+
+impl fmt::Write for UntilBinds {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.done {
+            return Err(fmt::Error);
+        }
+        let mut from = self.buf.len().saturating_sub(BINDS_MARKER.len() - 1);
+        while !self.buf.is_char_boundary(from) {
+            from -= 1;
+        }
+        self.buf.push_str(s);
+        if let Some(at) = self.buf[from..].find(BINDS_MARKER) {
+            self.buf.truncate(from + at);
+            self.done = true;
+            return Err(fmt::Error);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Pieces(&'static [&'static str]);
+    impl fmt::Display for Pieces {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            for piece in self.0 {
+                f.write_str(piece)?;
+            }
+            Ok(())
+        }
+    }
+    impl DebugQuery for Pieces {}
+
+    #[test]
+    fn stops_at_the_marker_even_when_split() {
+        for pieces in [
+            &["SELECT 1", " -- binds: ", "[1]"][..],
+            &["SELECT 1 -", "- bi", "nds: [", "\"secret\"]"][..],
+            &["SELECT 1 -- binds: [\"x -- binds: y\"]"][..],
+        ] {
+            assert_eq!(sql_of(&Pieces(pieces)), "SELECT 1", "{pieces:?}");
+        }
+        assert_eq!(sql_of(&Pieces(&["BEGIN"])), "BEGIN");
+        assert_eq!(sql_of(&Pieces(&["SELECT 'é", "té'"])), "SELECT 'été'");
+    }
+
+    #[test]
+    fn splits_binds() {
+        assert_eq!(
+            sql_and_binds(&Pieces(&["SELECT $1 -- binds: [\"a -- binds: b\"]"])),
+            (
+                "SELECT $1".to_owned(),
+                Some("[\"a -- binds: b\"]".to_owned())
+            )
+        );
+        assert_eq!(
+            sql_and_binds(&Pieces(&["COMMIT"])),
+            ("COMMIT".to_owned(), None)
+        );
+    }
+}

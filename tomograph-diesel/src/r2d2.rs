@@ -1,0 +1,89 @@
+//! r2d2 pools whose connections are traced.
+//!
+//! ```
+//! use diesel::prelude::*;
+//! use diesel::r2d2::{ConnectionManager, Pool};
+//! use tomograph_diesel::DieselTracer;
+//!
+//! # tomograph::testing::memory_tracer();
+//! let pool: Pool<ConnectionManager<SqliteConnection>> =
+//!     tomograph_diesel::r2d2::pool_builder(DieselTracer::from_url(":memory:"))
+//!         .max_size(4)
+//!         .build(ConnectionManager::new(":memory:"))?;
+//!
+//! let _request = tomograph::span("request").start();
+//! let mut conn = pool.get()?; // the pool's `SELECT 1` check makes no span
+//! diesel::sql_query("SELECT 42").execute(&mut conn)?; // a SELECT span, child of "request"
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use diesel::connection::Connection;
+use diesel::r2d2::{Builder, ConnectionManager, CustomizeConnection, Error, Pool, R2D2Connection};
+
+use crate::tracer::DieselTracer;
+
+/// An r2d2 [`CustomizeConnection`] that instruments every connection the pool opens. Give it
+/// to `Pool::builder().connection_customizer(Box::new(...))`, or use [`pool_builder`].
+///
+/// The pool checks each connection it hands out with `SELECT 1` (`test_on_check_out`);
+/// those checks make no span unless [`DieselTracer::trace_health_checks`] says so.
+#[derive(Debug, Clone)]
+pub struct TracingCustomizer {
+    tracer: DieselTracer,
+    setup_sql: Option<String>,
+}
+
+impl TracingCustomizer {
+    /// Instruments connections with `tracer`.
+    pub fn new(tracer: DieselTracer) -> Self {
+        Self {
+            tracer,
+            setup_sql: None,
+        }
+    }
+
+    /// Also runs `sql` (`batch_execute`) on every new connection, once it is instrumented
+    /// (r2d2 takes one customizer per pool): `PRAGMA busy_timeout = 5000` for SQLite,
+    /// `SET application_name = 'app'` for PostgreSQL. Runs on r2d2's threads, outside any
+    /// trace; a failure is r2d2's connection error (and reaches the `on_error` hooks).
+    ///
+    /// ```
+    /// use diesel::prelude::*;
+    /// use diesel::r2d2::{ConnectionManager, Pool};
+    /// use tomograph_diesel::{DieselTracer, r2d2::TracingCustomizer};
+    /// let customizer = TracingCustomizer::new(DieselTracer::from_url(":memory:"))
+    ///     .setup_sql("PRAGMA busy_timeout = 5000");
+    /// let pool: Pool<ConnectionManager<SqliteConnection>> = Pool::builder()
+    ///     .connection_customizer(Box::new(customizer))
+    ///     .build(ConnectionManager::new(":memory:"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn setup_sql(mut self, sql: impl Into<String>) -> Self {
+        self.setup_sql = Some(sql.into());
+        self
+    }
+}
+
+impl<C> CustomizeConnection<C, Error> for TracingCustomizer
+where
+    C: Connection + Send + 'static,
+{
+    fn on_acquire(&self, conn: &mut C) -> Result<(), Error> {
+        self.tracer.instrument(conn);
+        if let Some(sql) = &self.setup_sql {
+            conn.batch_execute(sql).map_err(Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// An r2d2 pool builder whose connections are traced by `tracer` (r2d2's defaults
+/// otherwise; a customizer set later on the builder replaces this one: to run set-up SQL
+/// too, see [`TracingCustomizer::setup_sql`]).
+pub fn pool_builder<C>(tracer: DieselTracer) -> Builder<ConnectionManager<C>>
+where
+    C: R2D2Connection + Send + 'static,
+{
+    Pool::builder().connection_customizer(Box::new(TracingCustomizer::new(tracer)))
+}

@@ -1,0 +1,162 @@
+//! diesel-async: traced bb8 and deadpool pools on PostgreSQL and MariaDB; statements are
+//! children of the task's context (given with tomograph's `FutureExt`), on a multi-thread
+//! runtime with many tasks at once.
+#![cfg(feature = "async")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use tomograph::FutureExt;
+use tomograph_diesel::DieselTracer;
+
+use common::*;
+
+const TASKS: usize = 16;
+
+/// Runs `TASKS` tasks, each inside its own span `task {i}` of one trace, each running
+/// `SELECT {i}` on a pooled connection; checks every statement is its task's child.
+async fn tasks_on_pool<F, Fut>(label: &str, run: F)
+where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let memory = memory();
+    let root = tomograph::span(label.to_owned()).root().start();
+    let trace = root.token().unwrap().trace_id();
+    let mut handles = Vec::new();
+    for i in 0..TASKS {
+        let run = run.clone();
+        handles.push(tokio::spawn(
+            async move {
+                tokio::task::yield_now().await;
+                run(format!("SELECT {i} AS task")).await;
+                tokio::task::yield_now().await;
+            }
+            .traced(format!("task {i}")),
+        ));
+    }
+    drop(root);
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let spans = exact_spans(&memory, trace, 1 + 2 * TASKS);
+    for i in 0..TASKS {
+        let task = one(&spans, &format!("task {i}"));
+        let mine = with_sql(&spans, &format!("SELECT {i} AS task"));
+        assert_eq!(mine.len(), 1, "task {i}: {}", names(&spans));
+        assert_eq!(mine[0].parent_id(), Some(task.id()));
+    }
+    assert!(with_sql(&spans, "SELECT $1").is_empty() && with_sql(&spans, "SELECT ?").is_empty());
+}
+
+#[cfg(all(feature = "postgres", feature = "bb8"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_bb8_pool() {
+    use diesel_async::AsyncPgConnection;
+    use diesel_async::pooled_connection::bb8::Pool;
+    let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let manager = tomograph_diesel::asynchronous::manager::<AsyncPgConnection>(
+        &url,
+        DieselTracer::from_url(&url),
+    );
+    let pool = Pool::builder().max_size(4).build(manager).await.unwrap();
+    tasks_on_pool("pg bb8", move |sql| {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.get().await.unwrap();
+            diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[cfg(all(feature = "mysql", feature = "deadpool"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_deadpool_pool() {
+    use diesel_async::AsyncMysqlConnection;
+    use diesel_async::pooled_connection::deadpool::Pool;
+    let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_MYSQL_URL") else {
+        return;
+    };
+    let manager = tomograph_diesel::asynchronous::manager::<AsyncMysqlConnection>(
+        &url,
+        DieselTracer::from_url(&url),
+    );
+    let pool = Pool::builder(manager).max_size(4).build().unwrap();
+    tasks_on_pool("mysql deadpool", move |sql| {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.get().await.unwrap();
+            diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_async_transaction_and_unique_violation() {
+    use diesel_async::AsyncPgConnection;
+    let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let memory = memory();
+    let hooks = Hooks::default();
+    let tracer = DieselTracer::new(
+        hooks
+            .install(tomograph_diesel::builder_for_url(&url))
+            .build(),
+    );
+    let mut conn: AsyncPgConnection = tomograph_diesel::asynchronous::establish(&url, &tracer)
+        .await
+        .unwrap();
+    let table = "tg_diesel_async_pg_tx";
+    diesel::sql_query(format!("DROP TABLE IF EXISTS {table}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    diesel::sql_query(format!("CREATE TABLE {table} (name TEXT PRIMARY KEY)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let root = tomograph::span("async tx").root().start();
+    let trace = root.token().unwrap().trace_id();
+    let work = async {
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            diesel::sql_query(format!("INSERT INTO {table} VALUES ('a')"))
+                .execute(conn)
+                .await?;
+            tokio::task::yield_now().await;
+            diesel::sql_query(format!("INSERT INTO {table} VALUES ('a')"))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+    .in_current_trace();
+    drop(root);
+    let result = work.await;
+    assert!(result.is_err());
+    let spans = exact_spans(&memory, trace, 6);
+    let tx = one(&spans, "TRANSACTION");
+    assert_eq!(
+        tag(tx, "db.transaction.outcome").as_deref(),
+        Some("rollback")
+    );
+    let failed: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name() == "INSERT" && s.is_error())
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].parent_id(), Some(tx.id()));
+    assert_eq!(
+        tag(failed[0], "error.type").as_deref(),
+        Some("UniqueViolation")
+    );
+    assert_eq!(one(&spans, "ROLLBACK").parent_id(), Some(tx.id()));
+    assert_eq!(hooks.calls().len(), 1);
+}

@@ -1,0 +1,122 @@
+//! The spans of diesel statements (a transaction, a failed statement, a refused connection)
+//! are accepted by the Zipkin peer (`TOMOGRAPH_TEST_ZIPKIN_URL`, `../shared/peers/
+//! zipkin-collector`), which validates them against Zipkin's official API spec.
+#![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use tomograph::backend::zipkin::ZipkinBackend;
+use tomograph::{Config, ReporterOptions};
+use tomograph_diesel::DieselTracer;
+
+/// `GET {base}{path}` over plain HTTP/1.0; the body.
+fn get(base: &str, path: &str) -> String {
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+#[test]
+fn diesel_spans_are_accepted_by_the_zipkin_peer() {
+    let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_ZIPKIN_URL") else {
+        return;
+    };
+    let zipkin = ZipkinBackend::builder().url(url.clone()).build().unwrap();
+    tomograph::init(
+        Config::builder()
+            .service_name("tomograph-diesel-test")
+            .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(5)))
+            .backend(zipkin)
+            .build(),
+    )
+    .unwrap();
+    DieselTracer::from_url(":memory:")
+        .install_default()
+        .unwrap();
+
+    let trace = {
+        let root = tomograph::span("zipkin diesel").root().start();
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        diesel::sql_query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .execute(&mut conn)
+            .unwrap();
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            diesel::sql_query("INSERT INTO t (id) VALUES (1)").execute(conn)
+        })
+        .unwrap();
+        assert!(
+            diesel::sql_query("INSERT INTO t (id) VALUES (1)")
+                .execute(&mut conn)
+                .is_err()
+        );
+        assert!(SqliteConnection::establish("/nonexistent-dir-tomograph/x.db").is_err());
+        root.token().unwrap().trace_id()
+    };
+    tomograph::flush(Duration::from_secs(10)).unwrap();
+
+    // root, connect, CREATE, transaction, BEGIN, INSERT, COMMIT, INSERT (failed), connect (failed)
+    let expected = 9;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spans: serde_json::Value = loop {
+        let body = get(&url, &format!("/api/v2/trace/{trace}"));
+        let spans: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if spans.as_array().is_some_and(|a| a.len() >= expected) || Instant::now() > deadline {
+            break spans;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let errors = get(&url, "/_errors");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&errors).unwrap(),
+        serde_json::json!([]),
+        "{errors}"
+    );
+    let spans = spans.as_array().unwrap();
+    assert_eq!(spans.len(), expected, "{spans:#?}");
+    let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+    for name in [
+        "zipkin diesel",
+        "connect",
+        "create",
+        "transaction",
+        "begin",
+        "insert",
+        "commit",
+    ] {
+        assert!(
+            names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+            "{name} in {names:?}"
+        );
+    }
+    let failed = spans
+        .iter()
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case("insert"))
+                && s["tags"]["error"].is_string()
+        })
+        .unwrap();
+    assert_eq!(failed["kind"], "CLIENT");
+    assert_eq!(failed["remoteEndpoint"]["serviceName"], "sqlite");
+    assert_eq!(failed["tags"]["error.type"], "UniqueViolation");
+}
