@@ -1,0 +1,176 @@
+//! Traced vs untraced sqlx statements, side by side in one run: the same prepared
+//! `SELECT $1` through the plain `sqlx::Pool` and through a `TracedPool` wrapping the very same
+//! pool (one connection, so both use the same connection and statement cache), inside an active
+//! root span, with a global tracer whose reporter runs (a backend that discards).
+//!
+//! SQLite in memory always; PostgreSQL when `TOMOGRAPH_TEST_POSTGRES_URL` is set.
+//!
+//! Run: `cargo bench -p tomograph-sqlx --all-features --bench query -- --warm-up-time 1 --measurement-time 3`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use sqlx::{Database, Executor, Pool};
+use tomograph::{Backend, BackendError, Config, FutureExt, ReporterOptions, Span};
+use tomograph_sqlx::{TracedDatabase, TracedPool};
+
+#[derive(Debug)]
+struct NullBackend;
+impl Backend for NullBackend {
+    fn name(&self) -> &str {
+        "null"
+    }
+    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
+        black_box(spans.len());
+        Ok(())
+    }
+}
+
+/// Runs `statement` `iters` times inside one root span; returns the time taken.
+fn run<F>(rt: &tokio::runtime::Runtime, iters: u64, mut statement: F) -> Duration
+where
+    F: AsyncFnMut() -> i64,
+{
+    rt.block_on(
+        async {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(statement().await);
+            }
+            start.elapsed()
+        }
+        .traced_with(tomograph::span("bench root").root()),
+    )
+}
+
+async fn select_one<'c, DB, E>(executor: E, sql: &'static str) -> i64
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB> + for<'q> sqlx::Encode<'q, DB>,
+    for<'q> <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    sqlx::query_scalar::<DB, i64>(sql)
+        .bind(7_i64)
+        .fetch_one(executor)
+        .await
+        .expect("the statement runs")
+}
+
+fn compare<DB>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    pool: Pool<DB>,
+    sql: &'static str,
+) where
+    DB: TracedDatabase,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB> + for<'q> sqlx::Encode<'q, DB>,
+    for<'q> <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let traced = TracedPool::new(pool.clone());
+    interleaved(rt, name, &pool, &traced, sql);
+    let mut g = c.benchmark_group(name);
+    // What tracing adds per statement without the database: the statement's span alone.
+    g.bench_function("span_only", |b| {
+        b.iter_custom(|n| {
+            let tracer = traced.tracer();
+            let _root = tomograph::span("bench root").root().start();
+            let start = Instant::now();
+            for _ in 0..n {
+                tracer.start(black_box(sql)).finish_with_rows(1);
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function("untraced", |b| {
+        b.iter_custom(|n| run(rt, n, async || select_one(&pool, sql).await))
+    });
+    g.bench_function("traced", |b| {
+        b.iter_custom(|n| run(rt, n, async || select_one(&traced, sql).await))
+    });
+    g.finish();
+}
+
+/// On a shared machine the load drifts between criterion's two measurements; this also prints
+/// the ratio of alternating batches (untraced, traced, untraced, …), the median of the
+/// per-pair ratios, which drift affects far less.
+fn interleaved<DB>(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    pool: &Pool<DB>,
+    traced: &TracedPool<DB>,
+    sql: &'static str,
+) where
+    DB: TracedDatabase,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB> + for<'q> sqlx::Encode<'q, DB>,
+    for<'q> <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    const BATCH: u64 = 200;
+    const PAIRS: usize = 40;
+    let mut ratios = Vec::with_capacity(PAIRS);
+    let (mut plain_total, mut traced_total) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..PAIRS {
+        let plain = run(rt, BATCH, async || select_one(pool, sql).await);
+        let with = run(rt, BATCH, async || select_one(traced, sql).await);
+        plain_total += plain;
+        traced_total += with;
+        ratios.push(with.as_secs_f64() / plain.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / (BATCH as f64 * PAIRS as f64);
+    eprintln!(
+        "{name} interleaved: untraced {:.1} µs, traced {:.1} µs per statement; median pair ratio {:.3}",
+        per(plain_total),
+        per(traced_total),
+        ratios[PAIRS / 2]
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    tomograph::init(
+        Config::builder()
+            .service_name("bench")
+            .reporter(ReporterOptions::default().queue_capacity(65_536))
+            .backend(NullBackend)
+            .build(),
+    )
+    .expect("tracer installs once");
+    // One thread: the statement's future runs where it is awaited (fewest thread hops, least
+    // noise on a shared machine).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+
+    let sqlite = rt
+        .block_on(
+            sqlx::pool::PoolOptions::<sqlx::Sqlite>::new()
+                .max_connections(1)
+                .connect("sqlite::memory:"),
+        )
+        .expect("in-memory SQLite");
+    compare(c, &rt, "sqlx_sqlite_select", sqlite, "SELECT ?1");
+
+    if let Ok(url) = std::env::var("TOMOGRAPH_TEST_POSTGRES_URL") {
+        let postgres = rt
+            .block_on(
+                sqlx::pool::PoolOptions::<sqlx::Postgres>::new()
+                    .max_connections(1)
+                    .connect(&url),
+            )
+            .expect("PostgreSQL from TOMOGRAPH_TEST_POSTGRES_URL");
+        compare(c, &rt, "sqlx_postgres_select", postgres, "SELECT $1::int8");
+    } else {
+        eprintln!("SKIP sqlx_postgres_select: TOMOGRAPH_TEST_POSTGRES_URL is not set");
+    }
+}
+
+criterion_group!(query, benches);
+criterion_main!(query);

@@ -1,0 +1,99 @@
+//! What the adapter must know about each sqlx driver: its name, where its server is, how to
+//! reach the driver's own executors, and how to read its results.
+//!
+//! One implementation per cargo feature (`sqlite`, `postgres`, `mysql`); everything else in
+//! the crate is generic over [`TracedDatabase`].
+
+use sqlx::{Connection, Database, Executor, Pool};
+use tomograph::sql::DbSystem;
+
+use crate::options::ServerInfo;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The connect options of database `DB` (`PgConnectOptions`, `SqliteConnectOptions`, …).
+pub type ConnectOptionsOf<DB> = <<DB as Database>::Connection as Connection>::Options;
+
+/// A sqlx database this crate can trace: [`sqlx::Postgres`] (feature `postgres`),
+/// [`sqlx::MySql`] (feature `mysql`) and [`sqlx::Sqlite`] (feature `sqlite`, on by default).
+///
+/// Sealed: the methods are the adapter's driver glue, not an extension point.
+pub trait TracedDatabase: Database + sealed::Sealed {
+    /// The database's OpenTelemetry name and remote service name.
+    const SYSTEM: DbSystem;
+
+    /// Server address, port and database name from a pool's connect options.
+    fn server_info(options: &ConnectOptionsOf<Self>) -> ServerInfo;
+
+    #[doc(hidden)]
+    /// The driver's executor for a pool (sqlx implements it only under a bound that generic
+    /// code cannot state without overflowing the trait solver).
+    fn pool_executor(pool: &Pool<Self>) -> impl Executor<'_, Database = Self>;
+
+    #[doc(hidden)]
+    /// The driver's executor for one connection.
+    fn connection_executor(conn: &mut Self::Connection) -> impl Executor<'_, Database = Self>;
+
+    #[doc(hidden)]
+    /// Rows changed, as the driver reports them for one statement.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    #[doc(hidden)]
+    /// The bound values, for `db.query.parameters` (only when the user opted in).
+    fn describe_arguments(arguments: &Self::Arguments) -> String;
+}
+
+macro_rules! traced_database {
+    ($(#[$attr:meta])* $db:ty, $system:expr, $info:path) => {
+        $(#[$attr])*
+        impl sealed::Sealed for $db {}
+
+        $(#[$attr])*
+        impl TracedDatabase for $db {
+            const SYSTEM: DbSystem = $system;
+
+            fn server_info(options: &ConnectOptionsOf<Self>) -> ServerInfo {
+                $info(options)
+            }
+
+            fn pool_executor(pool: &Pool<Self>) -> impl Executor<'_, Database = Self> {
+                pool
+            }
+
+            fn connection_executor(
+                conn: &mut Self::Connection,
+            ) -> impl Executor<'_, Database = Self> {
+                conn
+            }
+
+            fn rows_affected(result: &Self::QueryResult) -> u64 {
+                result.rows_affected()
+            }
+
+            fn describe_arguments(arguments: &Self::Arguments) -> String {
+                format!("{arguments:?}")
+            }
+        }
+    };
+}
+
+traced_database!(
+    #[cfg(feature = "sqlite")]
+    sqlx::Sqlite,
+    DbSystem::Sqlite,
+    crate::options::sqlite
+);
+traced_database!(
+    #[cfg(feature = "postgres")]
+    sqlx::Postgres,
+    DbSystem::Postgres,
+    crate::options::postgres
+);
+traced_database!(
+    #[cfg(feature = "mysql")]
+    sqlx::MySql,
+    DbSystem::MySql,
+    crate::options::mysql
+);

@@ -1,0 +1,414 @@
+//! The delegating executor shared by every wrapper: one generic implementation of
+//! `fetch_many`, `fetch_optional`, `prepare_with` and `describe` that traces the statement and
+//! hands it to the driver's own executor. sqlx builds `execute`, `fetch`, `fetch_all` and
+//! `fetch_one` on these, so every call is traced exactly once.
+//!
+//! The parent is captured when the executor method is called (synchronously, in the caller's
+//! poll, where the caller's context is installed); the span starts when the statement starts
+//! (first poll of the returned future or stream) and ends when it completes, fails, or is
+//! dropped.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
+use futures_core::future::BoxFuture;
+use futures_core::stream::BoxStream;
+use futures_util::StreamExt;
+use sqlx::error::BoxDynError;
+use sqlx::{Arguments, Database, Describe, Either, Error, Execute, Executor, SqlStr};
+use tomograph::TraceToken;
+use tomograph::sql::{SqlSpan, SqlTracer};
+
+use crate::database::TracedDatabase;
+
+/// A driver executor plus what tracing needs: the tracer and the parent of the statement.
+pub(crate) struct Target<'c, X> {
+    pub(crate) executor: X,
+    pub(crate) tracer: &'c SqlTracer,
+    pub(crate) parent: Option<TraceToken>,
+}
+
+/// Starts the span of a statement, child of `parent` (the context captured at call time).
+pub(crate) fn start(tracer: &SqlTracer, parent: Option<TraceToken>, sql: &str) -> SqlSpan {
+    let current = tomograph::get_trace_info();
+    match parent {
+        // Polled where it was issued: the common case; the span inherits the local endpoint.
+        Some(parent) if current == Some(parent) => tracer.start(sql),
+        Some(parent) => tracer.start_child_of(sql, parent),
+        // Issued outside any trace: only `trace_roots` records it, as a root.
+        None if current.is_none() => tracer.start(sql),
+        None => tracer.untraced(),
+    }
+}
+
+/// One statement in flight: its span and what it has produced so far. Dropped before
+/// [`finish`](Call::finish) or [`fail`](Call::fail) (which end the span; later calls do
+/// nothing) (a cancelled future, a stream dropped
+/// early), the span ends with the rows counted so far and a `dropped` note.
+pub(crate) struct Call<DB: TracedDatabase> {
+    sql: SqlStr,
+    span: Option<SqlSpan>,
+    rows: u64,
+    affected: u64,
+    summaries: bool,
+    _db: PhantomData<fn() -> DB>,
+}
+
+impl<DB: TracedDatabase> Call<DB> {
+    pub(crate) fn start(
+        tracer: &SqlTracer,
+        parent: Option<TraceToken>,
+        sql: SqlStr,
+        arguments: Option<&DB::Arguments>,
+    ) -> Self {
+        let mut span = start(tracer, parent, sql.as_str());
+        if let Some(arguments) = arguments {
+            span.parameters(|| DB::describe_arguments(arguments));
+        }
+        Self {
+            sql,
+            span: Some(span),
+            rows: 0,
+            affected: 0,
+            summaries: false,
+            _db: PhantomData,
+        }
+    }
+
+    pub(crate) fn annotate(&mut self, note: &'static str) {
+        if let Some(span) = &mut self.span {
+            span.annotate(note);
+        }
+    }
+
+    fn row(&mut self) {
+        self.rows += 1;
+    }
+
+    fn summary(&mut self, result: &DB::QueryResult) {
+        self.summaries = true;
+        self.affected += DB::rows_affected(result);
+    }
+
+    fn observe(&mut self, item: &Either<DB::QueryResult, DB::Row>) {
+        match item {
+            Either::Left(result) => self.summary(result),
+            Either::Right(_) => self.row(),
+        }
+    }
+
+    fn tag_counts(&self, span: &mut SqlSpan) {
+        span.returned_rows(self.rows);
+        if self.summaries && (self.affected > 0 || self.rows == 0) {
+            span.affected_rows(self.affected);
+        }
+    }
+
+    /// The statement completed.
+    pub(crate) fn finish(&mut self) {
+        if let Some(mut span) = self.span.take() {
+            self.tag_counts(&mut span);
+            span.finish();
+        }
+    }
+
+    /// The statement failed: error tags and note, `on_error` hooks, SQLSTATE where the driver
+    /// gives one.
+    pub(crate) fn fail(&mut self, error: &Error) {
+        if let Some(mut span) = self.span.take() {
+            if self.rows > 0 {
+                span.returned_rows(self.rows);
+            }
+            let code = match error {
+                Error::Database(e) => e.code(),
+                _ => None,
+            };
+            span.fail(self.sql.as_str(), error, code.as_deref());
+        }
+    }
+}
+
+impl<DB: TracedDatabase> Drop for Call<DB> {
+    fn drop(&mut self) {
+        if let Some(mut span) = self.span.take() {
+            span.annotate("dropped");
+            self.tag_counts(&mut span);
+        }
+    }
+}
+
+/// A query taken apart: `Execute::sql` consumes the query, so the adapter reads every part
+/// once and hands the driver this stand-in with the same behaviour.
+pub(crate) struct Forward<DB: Database> {
+    sql: SqlStr,
+    statement: Option<DB::Statement>,
+    arguments: Option<Result<Option<DB::Arguments>, BoxDynError>>,
+    persistent: bool,
+}
+
+impl<DB: Database> Forward<DB> {
+    pub(crate) fn new<'q, E: Execute<'q, DB>>(mut query: E) -> Self {
+        let statement = query.statement().cloned();
+        let arguments = Some(query.take_arguments());
+        let persistent = query.persistent();
+        let sql = query.sql();
+        Self {
+            sql,
+            statement,
+            arguments,
+            persistent,
+        }
+    }
+
+    fn arguments(&self) -> Option<&DB::Arguments> {
+        match &self.arguments {
+            Some(Ok(Some(arguments))) if arguments.len() > 0 => Some(arguments),
+            _ => None,
+        }
+    }
+}
+
+impl<DB: Database> Execute<'_, DB> for Forward<DB> {
+    fn sql(self) -> SqlStr {
+        self.sql
+    }
+
+    fn statement(&self) -> Option<&DB::Statement> {
+        self.statement.as_ref()
+    }
+
+    fn take_arguments(&mut self) -> Result<Option<DB::Arguments>, BoxDynError> {
+        self.arguments.take().unwrap_or(Ok(None))
+    }
+
+    fn persistent(&self) -> bool {
+        self.persistent
+    }
+}
+
+type Step<DB> = Result<Either<<DB as Database>::QueryResult, <DB as Database>::Row>, Error>;
+
+/// `Executor::fetch_many` of every wrapper.
+pub(crate) fn fetch_many<'c, 'e, 'q, DB, X, E>(
+    target: Target<'c, X>,
+    query: E,
+) -> BoxStream<'e, Step<DB>>
+where
+    'c: 'e,
+    'q: 'e,
+    DB: TracedDatabase,
+    X: Executor<'c, Database = DB> + 'c,
+    E: 'q + Execute<'q, DB>,
+{
+    Box::pin(TracedStream {
+        pending: Some((target.executor, Forward::new(query))),
+        tracer: target.tracer,
+        parent: target.parent,
+        inner: None,
+        call: None,
+        _lifetime: PhantomData,
+    })
+}
+
+/// The stream of a traced `fetch_many`: starts the statement's span and the driver's stream
+/// on first poll, counts rows, ends the span when the stream ends, fails or is dropped.
+struct TracedStream<'c, 'e, DB: TracedDatabase, X> {
+    pending: Option<(X, Forward<DB>)>,
+    tracer: &'c SqlTracer,
+    parent: Option<TraceToken>,
+    inner: Option<BoxStream<'e, Step<DB>>>,
+    call: Option<Call<DB>>,
+    _lifetime: PhantomData<&'e ()>,
+}
+
+// Nothing in the stream is structurally pinned: the driver's stream is boxed and pinned on its
+// own, and the executor and query are moved out before they are used.
+impl<DB: TracedDatabase, X> Unpin for TracedStream<'_, '_, DB, X> {}
+
+impl<'c, 'e, DB, X> Stream for TracedStream<'c, 'e, DB, X>
+where
+    'c: 'e,
+    DB: TracedDatabase,
+    X: Executor<'c, Database = DB> + 'c,
+{
+    type Item = Step<DB>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some((executor, query)) = this.pending.take() {
+            let sql = query.sql.clone();
+            this.call = Some(Call::start(
+                this.tracer,
+                this.parent,
+                sql,
+                query.arguments(),
+            ));
+            this.inner = Some(executor.fetch_many(query));
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let item = ready!(inner.poll_next_unpin(cx));
+        match &item {
+            Some(Ok(step)) => {
+                if let Some(call) = &mut this.call {
+                    call.observe(step);
+                }
+            }
+            Some(Err(error)) => {
+                if let Some(call) = &mut this.call {
+                    call.fail(error);
+                }
+            }
+            None => {
+                if let Some(call) = &mut this.call {
+                    call.finish();
+                }
+                this.inner = None;
+            }
+        }
+        Poll::Ready(item)
+    }
+}
+
+/// `Executor::fetch_optional` of every wrapper.
+pub(crate) fn fetch_optional<'c, 'e, 'q, DB, X, E>(
+    target: Target<'c, X>,
+    query: E,
+) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
+where
+    'c: 'e,
+    'q: 'e,
+    DB: TracedDatabase,
+    X: Executor<'c, Database = DB> + 'c,
+    E: 'q + Execute<'q, DB>,
+{
+    let query = Forward::new(query);
+    Box::pin(async move {
+        let mut call = Call::<DB>::start(
+            target.tracer,
+            target.parent,
+            query.sql.clone(),
+            query.arguments(),
+        );
+        let result = target.executor.fetch_optional(query).await;
+        match &result {
+            Ok(row) => {
+                if row.is_some() {
+                    call.row();
+                }
+                call.finish();
+            }
+            Err(error) => call.fail(error),
+        }
+        result
+    })
+}
+
+/// `Executor::prepare_with` of every wrapper: a span for the statement with a `prepare` note.
+pub(crate) fn prepare_with<'c, 'e, DB, X>(
+    target: Target<'c, X>,
+    sql: SqlStr,
+    parameters: &'e [DB::TypeInfo],
+) -> BoxFuture<'e, Result<DB::Statement, Error>>
+where
+    'c: 'e,
+    DB: TracedDatabase,
+    X: Executor<'c, Database = DB> + 'c,
+{
+    Box::pin(async move {
+        let mut call = Call::<DB>::start(target.tracer, target.parent, sql.clone(), None);
+        call.annotate("prepare");
+        let result = target.executor.prepare_with(sql, parameters).await;
+        match &result {
+            Ok(_) => call.finish(),
+            Err(error) => call.fail(error),
+        }
+        result
+    })
+}
+
+/// `Executor::describe` of every wrapper (used by sqlx's macros): like a prepare, with a
+/// `describe` note.
+pub(crate) fn describe<'c, 'e, DB, X>(
+    target: Target<'c, X>,
+    sql: SqlStr,
+) -> BoxFuture<'e, Result<Describe<DB>, Error>>
+where
+    'c: 'e,
+    DB: TracedDatabase,
+    X: Executor<'c, Database = DB> + 'c,
+{
+    Box::pin(async move {
+        let mut call = Call::<DB>::start(target.tracer, target.parent, sql.clone(), None);
+        call.annotate("describe");
+        let result = target.executor.describe(sql).await;
+        match &result {
+            Ok(_) => call.finish(),
+            Err(error) => call.fail(error),
+        }
+        result
+    })
+}
+
+/// Implements `sqlx::Executor` for a wrapper with an inherent
+/// `fn target(self) -> Target<'c, impl Executor<'c, Database = DB>>`, by delegating to the
+/// functions above: the four methods every sqlx executor provides, written once.
+macro_rules! delegate_executor {
+    (impl<$c:lifetime $(, $extra:lifetime)*> for $ty:ty) => {
+        impl<$c $(, $extra)*, DB: $crate::database::TracedDatabase> sqlx::Executor<$c> for $ty {
+            type Database = DB;
+
+            fn fetch_many<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> futures_core::stream::BoxStream<
+                'e,
+                Result<sqlx::Either<DB::QueryResult, DB::Row>, sqlx::Error>,
+            >
+            where
+                $c: 'e,
+                E: 'q + sqlx::Execute<'q, DB>,
+            {
+                $crate::executor::fetch_many(self.target(), query)
+            }
+
+            fn fetch_optional<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> futures_core::future::BoxFuture<'e, Result<Option<DB::Row>, sqlx::Error>>
+            where
+                $c: 'e,
+                E: 'q + sqlx::Execute<'q, DB>,
+            {
+                $crate::executor::fetch_optional(self.target(), query)
+            }
+
+            fn prepare_with<'e>(
+                self,
+                sql: sqlx::SqlStr,
+                parameters: &'e [DB::TypeInfo],
+            ) -> futures_core::future::BoxFuture<'e, Result<DB::Statement, sqlx::Error>>
+            where
+                $c: 'e,
+            {
+                $crate::executor::prepare_with(self.target(), sql, parameters)
+            }
+
+            #[doc(hidden)]
+            fn describe<'e>(
+                self,
+                sql: sqlx::SqlStr,
+            ) -> futures_core::future::BoxFuture<'e, Result<sqlx::Describe<DB>, sqlx::Error>>
+            where
+                $c: 'e,
+            {
+                $crate::executor::describe(self.target(), sql)
+            }
+        }
+    };
+}
+
+pub(crate) use delegate_executor;
