@@ -45,6 +45,7 @@ pub mod http;
 pub mod macro_support;
 mod model;
 pub mod propagation;
+mod recycle;
 mod report;
 pub mod sql;
 pub mod testing;

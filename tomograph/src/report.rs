@@ -604,7 +604,12 @@ impl Worker {
                 }
             }
             *pending_spans -= n as usize;
-            pending.pop_front();
+            if let Some(done) = pending.pop_front()
+                && let Ok(spans) = Arc::try_unwrap(done.batch)
+            {
+                // The last backend to finish with a batch hands its tag vectors back.
+                crate::recycle::spans(spans);
+            }
         }
         true
     }

@@ -556,7 +556,12 @@ impl SqlTracer {
                 let mut span = builder.start_detached();
                 span.with_span(|span| {
                     span.remote_endpoint = Some(inner.remote.clone());
-                    span.tags.reserve(inner.fixed_tags.len() + 4);
+                    let wanted = inner.fixed_tags.len() + 4;
+                    if span.tags.capacity() == 0 {
+                        span.tags = crate::recycle::tags(wanted);
+                    } else {
+                        span.tags.reserve(wanted);
+                    }
                     if let Some(text) = &statement.recorded {
                         span.tags.push(Tag::new("sql.query", text.clone()));
                         span.tags.push(Tag::new("db.query.text", text.clone()));
