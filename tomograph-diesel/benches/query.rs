@@ -10,20 +10,9 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use diesel::connection::LoadConnection;
 use diesel::prelude::*;
-use tomograph::{Backend, BackendError, Config, Span};
+use tomograph::Config;
+use tomograph::testing::DiscardBackend;
 use tomograph_diesel::DieselTracer;
-
-#[derive(Debug)]
-struct NullBackend;
-impl Backend for NullBackend {
-    fn name(&self) -> &str {
-        "null"
-    }
-    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
-        black_box(spans.len());
-        Ok(())
-    }
-}
 
 diesel::table! {
     #[sql_name = "tg_diesel_bench"]
@@ -88,7 +77,7 @@ fn benches(c: &mut Criterion) {
     tomograph::init(
         Config::builder()
             .service_name("bench")
-            .backend(NullBackend)
+            .backend(DiscardBackend::default())
             .build(),
     )
     .expect("tracer");

@@ -11,27 +11,16 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::Connection;
-use tomograph::{Backend, BackendError, Config, ReporterOptions, Span};
+use tomograph::testing::DiscardBackend;
+use tomograph::{Config, ReporterOptions};
 use tomograph_rusqlite::{TracedConnection, sql_tracer};
-
-#[derive(Debug)]
-struct NullBackend;
-impl Backend for NullBackend {
-    fn name(&self) -> &str {
-        "null"
-    }
-    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
-        black_box(spans.len());
-        Ok(())
-    }
-}
 
 fn select(c: &mut Criterion) {
     tomograph::init(
         Config::builder()
             .service_name("bench")
             .reporter(ReporterOptions::default().queue_capacity(1 << 16))
-            .backend(NullBackend)
+            .backend(DiscardBackend::default())
             .build(),
     )
     .expect("the only tracer");

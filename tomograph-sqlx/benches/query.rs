@@ -12,20 +12,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::{Database, Executor, Pool};
-use tomograph::{Backend, BackendError, Config, FutureExt, ReporterOptions, Span};
+use tomograph::testing::DiscardBackend;
+use tomograph::{Config, FutureExt, ReporterOptions};
 use tomograph_sqlx::{TracedDatabase, TracedPool};
-
-#[derive(Debug)]
-struct NullBackend;
-impl Backend for NullBackend {
-    fn name(&self) -> &str {
-        "null"
-    }
-    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
-        black_box(spans.len());
-        Ok(())
-    }
-}
 
 /// Runs `statement` `iters` times inside one root span; returns the time taken.
 fn run<F>(rt: &tokio::runtime::Runtime, iters: u64, mut statement: F) -> Duration
@@ -138,7 +127,7 @@ fn benches(c: &mut Criterion) {
         Config::builder()
             .service_name("bench")
             .reporter(ReporterOptions::default().queue_capacity(65_536))
-            .backend(NullBackend)
+            .backend(DiscardBackend::default())
             .build(),
     )
     .expect("tracer installs once");

@@ -367,10 +367,11 @@ fn parse_var<T: std::str::FromStr>(
     })
 }
 
-fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+/// A boolean variable: `1/true/yes/on` or `0/false/no/off` (empty means false).
+pub(crate) fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
         _ => Err(ConfigError::InvalidValue {
             variable,
             value: value.to_owned(),

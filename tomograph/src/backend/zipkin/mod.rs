@@ -58,7 +58,7 @@ use std::time::Duration;
 use self::http::HttpPoster;
 use self::scribe::ScribeClient;
 pub use self::thrift::TagEncoding;
-use crate::config::EnvLookup;
+use crate::config::{EnvLookup, parse_bool};
 use crate::error::{BackendError, ConfigError};
 use crate::model::{Span, Tag};
 use crate::report::Backend;
@@ -455,18 +455,6 @@ fn endpoint_url(base: &str, path: &str) -> Result<String, ConfigError> {
         }
     }
     Ok(format!("{root}{path}"))
-}
-
-fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(ConfigError::InvalidValue {
-            variable,
-            value: value.to_owned(),
-            reason: "expected true or false".into(),
-        }),
-    }
 }
 
 #[cfg(test)]
