@@ -247,6 +247,7 @@ impl SpanBuilder {
         self.start_frame(current)
     }
 
+    #[inline(always)]
     fn start_frame(self, current: Option<(TraceToken, Option<EndpointRef>)>) -> SpanGuard {
         let Some(frame) = self.frame_with(false, current) else {
             return SpanGuard::none();
@@ -315,6 +316,7 @@ impl SpanBuilder {
     }
 
     /// [`into_frame`](Self::into_frame) with the current parent already read.
+    #[inline(always)]
     fn frame_with(
         self,
         named: bool,

@@ -52,6 +52,7 @@ impl Frame {
     }
 
     /// Stamps the end and hands a recorded span to the reporter.
+    #[inline(always)]
     pub(crate) fn finish(self) {
         if let FrameState::Recording(mut span) = self.state {
             span.end = Timestamp::now();
@@ -66,6 +67,7 @@ thread_local! {
 
 /// Runs `f` on this thread's stack; `None` when the stack is busy (re-entrant call) or the
 /// thread is being torn down.
+#[inline(always)]
 fn with_stack<R>(f: impl FnOnce(&mut Vec<Frame>) -> R) -> Option<R> {
     STACK
         .try_with(|s| s.try_borrow_mut().ok().map(|mut s| f(&mut s)))
@@ -93,6 +95,7 @@ pub(crate) fn current_parent() -> Option<(TraceToken, Option<EndpointRef>)> {
     .flatten()
 }
 
+#[inline(always)]
 pub(crate) fn push(frame: Frame) {
     // If the stack is busy the frame is dropped unreported: only possible from inside a lazy
     // tag closure, where starting spans makes no sense.
