@@ -601,12 +601,3 @@ impl Span {
         self.tag("error").is_some()
     }
 }
-
-#[cfg(test)]
-mod size_tests {
-    #[test]
-    fn span_size() {
-        eprintln!("size_of Span = {}", std::mem::size_of::<super::Span>());
-        eprintln!("tsc = {}", minstant::is_tsc_available());
-    }
-}
