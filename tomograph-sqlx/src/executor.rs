@@ -114,6 +114,14 @@ impl<DB: TracedDatabase> Call<DB> {
         }
     }
 
+    /// The statement ended with `result`: [`finish`](Call::finish) or [`fail`](Call::fail).
+    pub(crate) fn settle<T>(&mut self, result: &Result<T, Error>) {
+        match result {
+            Ok(_) => self.finish(),
+            Err(error) => self.fail(error),
+        }
+    }
+
     /// The statement failed: error tags and note, `on_error` hooks, SQLSTATE where the driver
     /// gives one.
     pub(crate) fn fail(&mut self, error: &Error) {
@@ -322,10 +330,7 @@ where
         let mut call = Call::<DB>::start(target.tracer, target.parent, sql.clone(), None);
         call.annotate("prepare");
         let result = target.executor.prepare_with(sql, parameters).await;
-        match &result {
-            Ok(_) => call.finish(),
-            Err(error) => call.fail(error),
-        }
+        call.settle(&result);
         result
     })
 }
@@ -345,10 +350,7 @@ where
         let mut call = Call::<DB>::start(target.tracer, target.parent, sql.clone(), None);
         call.annotate("describe");
         let result = target.executor.describe(sql).await;
-        match &result {
-            Ok(_) => call.finish(),
-            Err(error) => call.fail(error),
-        }
+        call.settle(&result);
         result
     })
 }

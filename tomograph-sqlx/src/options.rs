@@ -82,12 +82,22 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// The server's address and port: a Unix socket's path (no port), or host and port.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn server(
+    socket: Option<&std::path::PathBuf>,
+    host: &str,
+    port: u16,
+) -> (Option<String>, Option<u16>) {
+    match socket {
+        Some(socket) => (Some(socket.display().to_string()), None),
+        None => (non_empty(host), Some(port)),
+    }
+}
+
 #[cfg(feature = "postgres")]
 pub(crate) fn postgres(options: &sqlx::postgres::PgConnectOptions) -> ServerInfo {
-    let (address, port) = match options.get_socket() {
-        Some(socket) => (Some(socket.display().to_string()), None),
-        None => (non_empty(options.get_host()), Some(options.get_port())),
-    };
+    let (address, port) = server(options.get_socket(), options.get_host(), options.get_port());
     ServerInfo {
         address,
         port,
@@ -100,10 +110,7 @@ pub(crate) fn postgres(options: &sqlx::postgres::PgConnectOptions) -> ServerInfo
 
 #[cfg(feature = "mysql")]
 pub(crate) fn mysql(options: &sqlx::mysql::MySqlConnectOptions) -> ServerInfo {
-    let (address, port) = match options.get_socket() {
-        Some(socket) => (Some(socket.display().to_string()), None),
-        None => (non_empty(options.get_host()), Some(options.get_port())),
-    };
+    let (address, port) = server(options.get_socket(), options.get_host(), options.get_port());
     ServerInfo {
         address,
         port,

@@ -400,14 +400,8 @@ impl SqlTracer {
         if self.inner.mode != SqlMode::Spans || !self.would_trace() {
             return api::SpanGuard::none();
         }
-        let mut builder = api::span("TRANSACTION");
-        if stack::current_token().is_none() {
-            builder = builder.root();
-        }
-        for tag in &self.inner.fixed_tags {
-            builder = builder.tag(tag.key.clone(), tag.value.clone());
-        }
-        builder.start()
+        // With no current span (only under `trace_roots`) the builder starts a new trace.
+        self.with_fixed_tags(api::span("TRANSACTION")).start()
     }
 
     /// Like [`start_transaction`](Self::start_transaction) for async adapters, whose
@@ -430,19 +424,23 @@ impl SqlTracer {
     /// transaction.tag("db.transaction.outcome", "commit");
     /// ```
     pub fn start_transaction_detached(&self, parent: Option<TraceToken>) -> DetachedSpan {
-        let on = self.is_enabled() && crate::tracer::get().is_some_and(|t| t.is_enabled());
-        if self.inner.mode != SqlMode::Spans || !on {
+        if self.inner.mode != SqlMode::Spans || !self.switched_on() {
             return DetachedSpan::none();
         }
-        let mut builder = match parent {
+        let builder = match parent {
             Some(parent) => api::span("TRANSACTION").child_of(parent),
             None if self.inner.trace_roots => api::span("TRANSACTION").root(),
             None => return DetachedSpan::none(),
         };
+        self.with_fixed_tags(builder).start_detached()
+    }
+
+    /// `builder` with the database's tags (`db.system.name`, `db.namespace`, `server.*`).
+    fn with_fixed_tags(&self, mut builder: api::SpanBuilder) -> api::SpanBuilder {
         for tag in &self.inner.fixed_tags {
             builder = builder.tag(tag.key.clone(), tag.value.clone());
         }
-        builder.start_detached()
+        builder
     }
 
     /// Switches tracing of this database on or off at run time (the original's
@@ -480,9 +478,12 @@ impl SqlTracer {
     /// Whether a statement started now would be traced: tracing on, for this database and
     /// globally, and a trace in progress (or `trace_roots`). Adapters may skip work when not.
     pub fn would_trace(&self) -> bool {
-        self.is_enabled()
-            && crate::tracer::get().is_some_and(|t| t.is_enabled())
-            && (self.inner.trace_roots || stack::current_token().is_some())
+        self.switched_on() && (self.inner.trace_roots || stack::current_token().is_some())
+    }
+
+    /// Tracing is on for this database and globally.
+    fn switched_on(&self) -> bool {
+        self.is_enabled() && crate::tracer::get().is_some_and(|t| t.is_enabled())
     }
 
     /// A statement is about to run.
@@ -519,7 +520,7 @@ impl SqlTracer {
         if self.inner.mode == SqlMode::Annotations {
             return self.start(sql);
         }
-        if !self.is_enabled() || !crate::tracer::get().is_some_and(|t| t.is_enabled()) {
+        if !self.switched_on() {
             return self.off();
         }
         self.begin_with(self.statement(sql), Some(parent))
@@ -548,10 +549,10 @@ impl SqlTracer {
         match inner.mode {
             SqlMode::Spans => {
                 let mut builder = api::span(statement.operation).kind(Kind::Client);
+                // Without an explicit parent: the current span's child, or a new trace when
+                // none is current (only under `trace_roots`).
                 if let Some(parent) = parent {
                     builder = builder.child_of(parent);
-                } else if stack::current_token().is_none() {
-                    builder = builder.root();
                 }
                 let mut span = builder.start_detached();
                 span.with_span(|span| {
