@@ -9,8 +9,10 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use thin_vec::ThinVec;
+
 use crate::clock::Timestamp;
-use crate::context::stack::{self, Frame, FrameState};
+use crate::context::stack::{self, Frame};
 use crate::context::token::TraceToken;
 use crate::error::StopError;
 use crate::model::{Endpoint, EndpointRef, Kind, Note, Span, SpanId, Tag, TagValue, Text, TraceId};
@@ -134,6 +136,7 @@ pub fn tracing_started() -> bool {
 /// }
 /// handle();
 /// ```
+#[inline]
 pub fn span(name: impl Into<Text>) -> SpanBuilder {
     SpanBuilder {
         name: name.into(),
@@ -141,7 +144,7 @@ pub fn span(name: impl Into<Text>) -> SpanBuilder {
         kind: None,
         endpoint: None,
         remote: None,
-        tags: Vec::new(),
+        tags: ThinVec::new(),
         shared: false,
     }
 }
@@ -162,7 +165,7 @@ pub struct SpanBuilder {
     kind: Option<Kind>,
     endpoint: Option<Endpoint>,
     remote: Option<Endpoint>,
-    tags: Vec<Tag>,
+    tags: ThinVec<Tag>,
     shared: bool,
 }
 
@@ -224,36 +227,50 @@ impl SpanBuilder {
 
     /// Starts the span and makes it current on this thread (or in this task) until the guard
     /// is dropped.
-    #[inline]
+    #[inline(always)]
     pub fn start(self) -> SpanGuard {
-        // Fast paths that never move the builder: tracing off, and the child of an unsampled
-        // span that is current here (it records nothing and propagates its parent's token).
+        // Fast paths, inlined into the caller so that the builder is never materialized: tracing
+        // off, and the child of an unsampled span that is current here (it records nothing and
+        // propagates its parent's token).
         if !tracer::get().is_some_and(|t| t.is_enabled()) {
+            self.discard();
             return SpanGuard::none();
         }
-        let current = match self.parent {
-            Parent::Current => stack::current_parent(),
-            _ => None,
-        };
-        if let Some((parent, _)) = &current
-            && !parent.sampled
+        if let Parent::Current = self.parent
+            && let Some(parent) = stack::current_unsampled()
         {
+            self.discard();
             return SpanGuard {
-                token: Some(*parent),
+                token: Some(parent),
                 owns: false,
                 _not_sync: PhantomData,
             };
         }
-        self.start_frame(current)
+        self.start_frame()
     }
 
+    /// Drops a builder that will not start a span. The usual builder (a static name, no
+    /// endpoints, no tags) owns nothing; checking that here, where the caller's constants fold
+    /// the checks away, spares the fast paths an out-of-line `drop_in_place` of the builder.
     #[inline(always)]
-    fn start_frame(self, current: Option<(TraceToken, Option<EndpointRef>)>) -> SpanGuard {
-        let Some(frame) = self.frame_with(false, current) else {
+    fn discard(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        let owns_nothing = this.name.is_static()
+            && this.endpoint.is_none()
+            && this.remote.is_none()
+            && this.tags.capacity() == 0;
+        if !owns_nothing {
+            drop_cold(std::mem::ManuallyDrop::into_inner(this));
+        }
+    }
+
+    #[inline(never)]
+    fn start_frame(self) -> SpanGuard {
+        let Some(frame) = self.into_frame(false) else {
             return SpanGuard::none();
         };
-        let token = frame.token;
-        let owns = !matches!(frame.state, FrameState::Link);
+        let token = frame.token();
+        let owns = !frame.is_link();
         if owns {
             stack::push(frame);
         }
@@ -286,19 +303,21 @@ impl SpanBuilder {
     /// ```
     pub fn start_detached(self) -> DetachedSpan {
         match self.into_frame(false) {
-            Some(Frame {
-                token,
-                state: FrameState::Recording(span),
-            }) => DetachedSpan {
-                token: Some(token),
-                span: Some(span),
-                owns_id: true,
-            },
-            Some(frame) => DetachedSpan {
-                token: Some(frame.token),
-                span: None,
-                owns_id: !matches!(frame.state, FrameState::Link),
-            },
+            Some(frame) => {
+                let token = Some(frame.token());
+                match frame {
+                    Frame::Recording(span) => DetachedSpan {
+                        token,
+                        span: Some(span),
+                        owns_id: true,
+                    },
+                    other => DetachedSpan {
+                        token,
+                        span: None,
+                        owns_id: !other.is_link(),
+                    },
+                }
+            }
             None => DetachedSpan::none(),
         }
     }
@@ -341,7 +360,7 @@ impl SpanBuilder {
             && !named
             && matches!(self.parent, Parent::Current)
         {
-            return Some(Frame::link(p));
+            return Some(Frame::Link(p));
         }
         let (trace_id, parent_id, sampled, debug, remote_parent) = match parent {
             Some(p) => (p.trace_id, Some(p.span_id), p.sampled, p.debug, p.remote),
@@ -361,9 +380,9 @@ impl SpanBuilder {
             remote: false,
         };
         if !sampled {
-            return Some(Frame {
+            return Some(Frame::Unsampled {
                 token,
-                state: FrameState::Unsampled { name: self.name },
+                name: self.name,
             });
         }
         let local_endpoint = resolve_endpoint(tracer, self.endpoint, inherited);
@@ -377,17 +396,20 @@ impl SpanBuilder {
             remote_endpoint: self.remote.map(|r| EndpointRef::Shared(Arc::new(r))),
             start: Timestamp::now(),
             end: Timestamp::default(),
-            annotations: Vec::new(),
+            annotations: ThinVec::new(),
             tags: self.tags,
             debug,
             shared: self.shared,
             remote_parent,
         };
-        Some(Frame {
-            token,
-            state: FrameState::Recording(span),
-        })
+        Some(Frame::Recording(span))
     }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_cold<T>(value: T) {
+    drop(value);
 }
 
 /// The tracer's endpoint is `'static` and costs nothing to share; the parent's is an `Arc`
@@ -426,6 +448,7 @@ pub struct SpanGuard {
 
 impl SpanGuard {
     /// A guard that holds no span (tracing off); every method does nothing.
+    #[inline]
     pub fn none() -> Self {
         Self {
             token: None,
@@ -440,6 +463,7 @@ impl SpanGuard {
         self.owned_id()
     }
 
+    #[inline]
     fn owned_id(&self) -> Option<SpanId> {
         self.token.filter(|_| self.owns).map(|t| t.span_id)
     }
@@ -501,12 +525,18 @@ impl SpanGuard {
 }
 
 impl Drop for SpanGuard {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(id) = self.owned_id()
-            && !stack::stop_id(id)
-        {
-            tracer::note_misplaced_guard();
+        if let Some(id) = self.owned_id() {
+            stop_guarded(id);
         }
+    }
+}
+
+#[inline(never)]
+fn stop_guarded(id: SpanId) {
+    if !stack::stop_id(id) {
+        tracer::note_misplaced_guard();
     }
 }
 
@@ -609,9 +639,10 @@ impl DetachedSpan {
         let Some(token) = self.token.take() else {
             return SpanGuard::none();
         };
-        let state = match self.span.take() {
-            Some(span) => FrameState::Recording(span),
-            None if self.owns_id => FrameState::Unsampled {
+        let frame = match self.span.take() {
+            Some(span) => Frame::Recording(span),
+            None if self.owns_id => Frame::Unsampled {
+                token,
                 name: Text::from_static(""),
             },
             None => {
@@ -622,7 +653,7 @@ impl DetachedSpan {
                 };
             }
         };
-        stack::push(Frame { token, state });
+        stack::push(frame);
         SpanGuard {
             token: Some(token),
             owns: true,

@@ -11,6 +11,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+use thin_vec::ThinVec;
+
 use crate::clock::Timestamp;
 use crate::error::IdParseError;
 
@@ -61,6 +63,16 @@ impl TraceId {
                 high: (value >> 64) as u64,
                 low: value as u64,
             })
+        }
+    }
+
+    /// The id from its two halves; `None` when both are zero.
+    #[inline]
+    pub(crate) const fn from_halves(high: u64, low: u64) -> Option<Self> {
+        if high == 0 && low == 0 {
+            None
+        } else {
+            Some(Self { high, low })
         }
     }
 
@@ -446,8 +458,8 @@ pub struct Span {
     pub(crate) remote_endpoint: Option<EndpointRef>,
     pub(crate) start: Timestamp,
     pub(crate) end: Timestamp,
-    pub(crate) annotations: Vec<Note>,
-    pub(crate) tags: Vec<Tag>,
+    pub(crate) annotations: ThinVec<Note>,
+    pub(crate) tags: ThinVec<Tag>,
     pub(crate) debug: bool,
     pub(crate) shared: bool,
     pub(crate) remote_parent: bool,
@@ -472,8 +484,8 @@ impl Span {
             remote_endpoint: None,
             start,
             end: start,
-            annotations: Vec::new(),
-            tags: Vec::new(),
+            annotations: ThinVec::new(),
+            tags: ThinVec::new(),
             debug: false,
             shared: false,
             remote_parent: false,

@@ -11,6 +11,7 @@
 use std::sync::LazyLock;
 
 use crossbeam_queue::ArrayQueue;
+use thin_vec::ThinVec;
 
 use crate::model::{Span, Tag};
 
@@ -19,16 +20,16 @@ const POOL_SIZE: usize = 4096;
 /// Vectors larger than this are not kept (an unusual span should not pin memory).
 const MAX_KEPT_CAPACITY: usize = 32;
 
-static TAGS: LazyLock<ArrayQueue<Vec<Tag>>> = LazyLock::new(|| ArrayQueue::new(POOL_SIZE));
+static TAGS: LazyLock<ArrayQueue<ThinVec<Tag>>> = LazyLock::new(|| ArrayQueue::new(POOL_SIZE));
 
 /// An empty tag vector with room for at least `capacity` tags.
-pub(crate) fn tags(capacity: usize) -> Vec<Tag> {
+pub(crate) fn tags(capacity: usize) -> ThinVec<Tag> {
     match TAGS.pop() {
         Some(mut tags) => {
             tags.reserve(capacity);
             tags
         }
-        None => Vec::with_capacity(capacity),
+        None => ThinVec::with_capacity(capacity),
     }
 }
 

@@ -198,6 +198,22 @@ struct Shared {
     batch_size: usize,
 }
 
+impl Shared {
+    /// Counts a span the queue could not take; warns the first time.
+    #[cold]
+    #[inline(never)]
+    fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if !self.warned_full.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "tomograph: span queue full (capacity {}) or reporter shut down; dropping spans \
+                 (counted in stats().dropped; this warning is shown once)",
+                self.queue.capacity()
+            );
+        }
+    }
+}
+
 #[derive(Debug)]
 struct BackendHandle {
     name: String,
@@ -293,14 +309,7 @@ impl Reporter {
     pub fn report(&self, span: Span) {
         let shared = &*self.shared;
         if shared.closed.load(Ordering::Relaxed) || shared.queue.push(span).is_err() {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            if !shared.warned_full.swap(true, Ordering::Relaxed) {
-                log::warn!(
-                    "tomograph: span queue full (capacity {}) or reporter shut down; dropping spans \
-                     (counted in stats().dropped; this warning is shown once)",
-                    shared.queue.capacity()
-                );
-            }
+            shared.count_dropped();
             return;
         }
         // Every batch_size-th span, look whether a batch is waiting and wake the dispatcher

@@ -36,7 +36,14 @@ impl Text {
         Self(Repr::Static(s))
     }
 
+    /// Whether the text is a `'static` string (owns nothing, needs no drop).
+    #[inline]
+    pub(crate) fn is_static(&self) -> bool {
+        matches!(self.0, Repr::Static(_))
+    }
+
     /// The text as `&str`.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Static(s) => s,

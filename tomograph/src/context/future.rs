@@ -173,12 +173,12 @@ pub trait FutureExt: Future + Sized {
     /// Runs the future as part of the current trace: spans it opens are children of the span
     /// current at the time of this call. For `tokio::spawn` and friends.
     fn in_current_trace(self) -> Traced<Self> {
-        Traced::new(self, stack::current_token().map(Frame::link))
+        Traced::new(self, stack::current_token().map(Frame::Link))
     }
 
     /// Runs the future as a continuation of `token` (from a header, a queue message, …).
     fn in_trace(self, token: TraceToken) -> Traced<Self> {
-        Traced::new(self, Some(Frame::link(token)))
+        Traced::new(self, Some(Frame::Link(token)))
     }
 }
 

@@ -4,57 +4,69 @@
 //! the reporter's queue when a sampled span stops. A re-entrant call (a lazy tag closure that
 //! itself traces) finds the stack busy and does nothing rather than panic.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use crate::clock::Timestamp;
-use crate::context::token::TraceToken;
+use crate::context::token::{PackedToken, TraceToken};
 use crate::error::StopError;
 use crate::model::{EndpointRef, Span, SpanId, Text};
 
-/// One entry of the stack.
+/// One entry of the stack. A recording frame is just its span (its token is derived from it),
+/// so that a frame is no larger than a span and moves in as few bytes as possible.
 #[derive(Debug)]
-pub(crate) struct Frame {
-    /// This frame's identity; for a link, the borrowed parent's.
-    pub(crate) token: TraceToken,
-    pub(crate) state: FrameState,
-}
-
-#[derive(Debug)]
-pub(crate) enum FrameState {
+pub(crate) enum Frame {
     /// A sampled span being recorded.
     Recording(Span),
     /// A span that is not sampled: it has ids (so its children and downstream services
     /// continue the trace) but records nothing.
-    Unsampled { name: Text },
+    Unsampled { token: TraceToken, name: Text },
     /// Not a span of this stack: the context a task or thread continues (a parent to attach
     /// children to). Never reported, never stopped by name.
-    Link,
+    Link(TraceToken),
 }
 
 impl Frame {
-    pub(crate) fn link(token: TraceToken) -> Self {
-        Self {
-            token,
-            state: FrameState::Link,
+    /// This frame's identity; for a link, the borrowed parent's.
+    #[inline]
+    pub(crate) fn token(&self) -> TraceToken {
+        match self {
+            Frame::Recording(span) => TraceToken {
+                trace_id: span.trace_id,
+                span_id: span.id,
+                sampled: true,
+                debug: span.debug,
+                remote: false,
+            },
+            Frame::Unsampled { token, .. } | Frame::Link(token) => *token,
         }
+    }
+
+    /// Whether the frame is a link rather than a span of its own.
+    pub(crate) fn is_link(&self) -> bool {
+        matches!(self, Frame::Link(_))
     }
 
     fn name(&self) -> Option<&str> {
-        match &self.state {
-            FrameState::Recording(span) => Some(&span.name),
-            FrameState::Unsampled { name } => Some(name),
-            FrameState::Link => None,
+        match self {
+            Frame::Recording(span) => Some(&span.name),
+            Frame::Unsampled { name, .. } => Some(name),
+            Frame::Link(_) => None,
         }
     }
 
+    #[inline]
     fn is_span(&self, id: SpanId) -> bool {
-        self.token.span_id == id && !matches!(self.state, FrameState::Link)
+        match self {
+            Frame::Recording(span) => span.id == id,
+            Frame::Unsampled { token, .. } => token.span_id == id,
+            Frame::Link(_) => false,
+        }
     }
 
     /// Stamps the end and hands a recorded span to the reporter.
     #[inline(always)]
     pub(crate) fn finish(self) {
-        if let FrameState::Recording(mut span) = self.state {
+        if let Frame::Recording(mut span) = self {
             span.end = Timestamp::now();
             crate::tracer::report(span);
         }
@@ -63,6 +75,10 @@ impl Frame {
 
 thread_local! {
     static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// The innermost frame's token when that frame is not sampled, kept in step with `STACK`
+    /// by every change to it. A `Copy` cell needs no destructor, so reading it is one load:
+    /// it lets the child of an unsampled span return without visiting the stack.
+    static UNSAMPLED_TOP: Cell<PackedToken> = const { Cell::new(PackedToken::NONE) };
 }
 
 /// Runs `f` on this thread's stack; `None` when the stack is busy (re-entrant call) or the
@@ -75,9 +91,35 @@ fn with_stack<R>(f: impl FnOnce(&mut Vec<Frame>) -> R) -> Option<R> {
         .flatten()
 }
 
+/// Like [`with_stack`], for changes to the stack: keeps `UNSAMPLED_TOP` in step.
+#[inline(always)]
+fn with_stack_mut<R>(f: impl FnOnce(&mut Vec<Frame>) -> R) -> Option<R> {
+    with_stack(|s| {
+        let result = f(s);
+        let top = match s.last() {
+            Some(Frame::Unsampled { token, .. } | Frame::Link(token)) if !token.sampled => {
+                Some(*token)
+            }
+            _ => None,
+        };
+        // `try_with` fails only while the thread is being torn down.
+        let _ = UNSAMPLED_TOP.try_with(|c| c.set(PackedToken::pack(top)));
+        result
+    })
+}
+
 /// The token of the innermost frame.
 pub(crate) fn current_token() -> Option<TraceToken> {
-    with_stack(|s| s.last().map(|f| f.token)).flatten()
+    with_stack(|s| s.last().map(Frame::token)).flatten()
+}
+
+/// The innermost frame's token when it is not sampled (its children record nothing).
+#[inline]
+pub(crate) fn current_unsampled() -> Option<TraceToken> {
+    UNSAMPLED_TOP
+        .try_with(Cell::get)
+        .ok()
+        .and_then(PackedToken::unpack)
 }
 
 /// The innermost frame's token, and the local endpoint a new child inherits from it (when it
@@ -85,11 +127,11 @@ pub(crate) fn current_token() -> Option<TraceToken> {
 pub(crate) fn current_parent() -> Option<(TraceToken, Option<EndpointRef>)> {
     with_stack(|s| {
         s.last().map(|f| {
-            let endpoint = match &f.state {
-                FrameState::Recording(span) => Some(span.local_endpoint.clone()),
+            let endpoint = match f {
+                Frame::Recording(span) => Some(span.local_endpoint.clone()),
                 _ => None,
             };
-            (f.token, endpoint)
+            (f.token(), endpoint)
         })
     })
     .flatten()
@@ -99,12 +141,12 @@ pub(crate) fn current_parent() -> Option<(TraceToken, Option<EndpointRef>)> {
 pub(crate) fn push(frame: Frame) {
     // If the stack is busy the frame is dropped unreported: only possible from inside a lazy
     // tag closure, where starting spans makes no sense.
-    with_stack(|s| s.push(frame));
+    with_stack_mut(|s| s.push(frame));
 }
 
 /// The seed's `stop(name)`: stops the innermost span if it has that name.
 pub(crate) fn stop_named(name: &str) -> Result<(), StopError> {
-    let frame = with_stack(|s| {
+    let frame = with_stack_mut(|s| {
         let current = s.last().and_then(Frame::name);
         match current {
             None => Err(StopError::NoSpanOpen {
@@ -131,7 +173,7 @@ pub(crate) fn stop_named(name: &str) -> Result<(), StopError> {
 /// Stops span `id` and every frame opened above it and left open (a guard dropped during a
 /// panic, or a `start` without its `stop`). Returns false when `id` is not on this stack.
 pub(crate) fn stop_id(id: SpanId) -> bool {
-    let closed = with_stack(|s| {
+    let closed = with_stack_mut(|s| {
         // Fast path: the span is the innermost one (guards drop in order). Finishing it in
         // place saves moving the frame out through the closure.
         if s.last().is_some_and(|f| f.is_span(id)) {
@@ -162,8 +204,8 @@ pub(crate) fn finish_all(frames: Vec<Frame>) {
 
 /// Runs `f` on the innermost frame's span when it is being recorded.
 pub(crate) fn with_current_span<R>(f: impl FnOnce(&mut Span) -> R) -> Option<R> {
-    with_stack(|s| match s.last_mut().map(|f| &mut f.state) {
-        Some(FrameState::Recording(span)) => Some(f(span)),
+    with_stack(|s| match s.last_mut() {
+        Some(Frame::Recording(span)) => Some(f(span)),
         _ => None,
     })
     .flatten()
@@ -173,8 +215,8 @@ pub(crate) fn with_current_span<R>(f: impl FnOnce(&mut Span) -> R) -> Option<R> 
 pub(crate) fn with_span<R>(id: SpanId, f: impl FnOnce(&mut Span) -> R) -> Option<R> {
     with_stack(|s| {
         let frame = s.iter_mut().rev().find(|f| f.is_span(id))?;
-        match &mut frame.state {
-            FrameState::Recording(span) => Some(f(span)),
+        match frame {
+            Frame::Recording(span) => Some(f(span)),
             _ => None,
         }
     })
@@ -188,7 +230,7 @@ pub(crate) fn is_recording(id: SpanId) -> bool {
 
 /// Moves `frames` onto this thread's stack; returns where they start.
 pub(crate) fn install(frames: &mut Vec<Frame>) -> usize {
-    with_stack(|s| {
+    with_stack_mut(|s| {
         let base = s.len();
         s.append(frames);
         base
@@ -201,7 +243,7 @@ pub(crate) fn uninstall(base: usize, frames: &mut Vec<Frame>) {
     if base == usize::MAX {
         return;
     }
-    with_stack(|s| {
+    with_stack_mut(|s| {
         if base <= s.len() {
             frames.extend(s.drain(base..));
         }

@@ -26,6 +26,82 @@ pub struct TraceToken {
     pub(crate) remote: bool,
 }
 
+/// A token as four machine words (no token: span word 0), for the thread-local copy of the
+/// innermost unsampled token. Plain words are copied whole, where copying a `TraceToken` (26
+/// meaningful bytes) makes the compiler emit overlapping moves that stall store forwarding.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PackedToken {
+    high: u64,
+    low: u64,
+    span: u64,
+    flags: u64,
+}
+
+impl PackedToken {
+    const DEBUG: u64 = 1;
+    const REMOTE: u64 = 2;
+    const SAMPLED: u64 = 4;
+
+    pub(crate) const NONE: Self = Self {
+        high: 0,
+        low: 0,
+        span: 0,
+        flags: 0,
+    };
+
+    #[inline]
+    pub(crate) fn pack(token: Option<TraceToken>) -> Self {
+        match token {
+            None => Self::NONE,
+            Some(t) => Self {
+                high: t.trace_id.high(),
+                low: t.trace_id.low(),
+                span: t.span_id.get(),
+                flags: (u64::from(t.debug) * Self::DEBUG)
+                    | (u64::from(t.remote) * Self::REMOTE)
+                    | (u64::from(t.sampled) * Self::SAMPLED),
+            },
+        }
+    }
+
+    #[inline]
+    pub(crate) fn unpack(self) -> Option<TraceToken> {
+        let span_id = SpanId::from_u64(self.span)?;
+        let trace_id = TraceId::from_halves(self.high, self.low)?;
+        Some(TraceToken {
+            trace_id,
+            span_id,
+            sampled: self.flags & Self::SAMPLED != 0,
+            debug: self.flags & Self::DEBUG != 0,
+            remote: self.flags & Self::REMOTE != 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod packed_tests {
+    use super::*;
+
+    #[test]
+    fn packing_round_trips() {
+        for (sampled, debug, remote) in [
+            (false, false, false),
+            (true, true, false),
+            (true, false, true),
+        ] {
+            let token = TraceToken {
+                trace_id: TraceId::from_u128(0x1234_5678_9abc_def0_0fed_cba9_8765_4321).unwrap(),
+                span_id: SpanId::from_u64(42).unwrap(),
+                sampled,
+                debug,
+                remote,
+            };
+            assert_eq!(PackedToken::pack(Some(token)).unpack(), Some(token));
+        }
+        assert_eq!(PackedToken::pack(None).unpack(), None);
+    }
+}
+
 impl TraceToken {
     /// A token for span `span_id` of trace `trace_id`, sampled or not. A token made this way
     /// counts as coming from another process (its children are this process's roots).

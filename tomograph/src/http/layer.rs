@@ -17,7 +17,7 @@ use super::{Host, method_text, server_frame};
 use crate::api::{record_error_on, span};
 use crate::config::EnvLookup;
 use crate::context::future::{Traced, in_frames};
-use crate::context::stack::{Frame, FrameState};
+use crate::context::stack::Frame;
 use crate::model::{Endpoint, Kind, Span, Tag, Text, TraceId};
 use crate::propagation;
 
@@ -197,7 +197,7 @@ where
         let parent = propagation::extract(request.headers());
         let frame = server_frame(parent.as_ref(), builder, false);
         let tracestate = match (&frame, parent.and_then(|p| p.tracestate().cloned())) {
-            (Some(frame), Some(state)) => Some((frame.token.trace_id, state)),
+            (Some(frame), Some(state)) => Some((frame.token().trace_id, state)),
             _ => None,
         };
         let mut frames: Vec<Frame> = frame.into_iter().collect();
@@ -266,11 +266,7 @@ where
 }
 
 fn with_span(frame: &mut Option<Frame>, f: impl FnOnce(&mut Span)) {
-    if let Some(Frame {
-        state: FrameState::Recording(span),
-        ..
-    }) = frame
-    {
+    if let Some(Frame::Recording(span)) = frame {
         f(span);
     }
 }
@@ -295,7 +291,7 @@ pin_project! {
 impl<B> fmt::Debug for TracedBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracedBody")
-            .field("span", &self.span.as_ref().map(|f| f.token))
+            .field("span", &self.span.as_ref().map(Frame::token))
             .finish_non_exhaustive()
     }
 }

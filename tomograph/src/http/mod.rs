@@ -38,7 +38,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use http::{HeaderMap, Method, Request};
 
 use crate::api::{SpanBuilder, span};
-use crate::context::stack::{self, Frame, FrameState};
+use crate::context::stack::{self, Frame};
 use crate::context::token::TraceToken;
 use crate::model::{Endpoint, Kind, SpanId, Text, TraceId};
 use crate::propagation::{self, Extracted};
@@ -125,7 +125,7 @@ pub(crate) fn server_frame(
         remote: true,
     };
     let mut frame = builder.child_of(placeholder).into_frame(named)?;
-    if let FrameState::Recording(span) = &mut frame.state {
+    if let Frame::Recording(span) = &mut frame {
         span.parent_id = None;
         span.remote_parent = false;
     }
