@@ -62,7 +62,11 @@ fn compare<DB>(
     usize: sqlx::ColumnIndex<DB::Row>,
 {
     let traced = TracedPool::new(pool.clone());
-    interleaved(rt, name, &pool, &traced, sql);
+    let wrapper = TracedPool::with_tracer(pool.clone(), switched_off());
+    // Skipped when profiling single rows (`--profile-time`): it runs every arm for seconds.
+    if !std::env::args().any(|a| a == "--profile-time") {
+        interleaved(rt, name, &pool, &traced, &wrapper, sql);
+    }
     let mut g = c.benchmark_group(name);
     // What tracing adds per statement without the database: the statement's span alone.
     g.bench_function("span_only", |b| {
@@ -82,17 +86,30 @@ fn compare<DB>(
     g.bench_function("traced", |b| {
         b.iter_custom(|n| run(rt, n, async || select_one(&traced, sql).await))
     });
+    g.bench_function("wrapper_tracing_off", |b| {
+        b.iter_custom(|n| run(rt, n, async || select_one(&wrapper, sql).await))
+    });
     g.finish();
 }
 
+/// The adapter's delegation alone: a tracer switched off, so no span is made.
+fn switched_off() -> tomograph::sql::SqlTracer {
+    tomograph::sql::SqlTracer::builder(tomograph::sql::DbSystem::Other("bench"))
+        .enabled(false)
+        .build()
+}
+
 /// On a shared machine the load drifts between criterion's two measurements; this also prints
-/// the ratio of alternating batches (untraced, traced, untraced, …), the median of the
-/// per-pair ratios, which drift affects far less.
+/// the ratio of alternating batches, the median of the per-pair ratios, which drift affects
+/// far less. Batches run in ABBA order (untraced, traced, traced, untraced, …) so that neither
+/// side always runs first, and an A/A line (untraced against untraced, same schedule) shows
+/// the harness's own bias and noise: read the traced ratio against it.
 fn interleaved<DB>(
     rt: &tokio::runtime::Runtime,
     name: &str,
     pool: &Pool<DB>,
     traced: &TracedPool<DB>,
+    wrapper: &TracedPool<DB>,
     sql: &'static str,
 ) where
     DB: TracedDatabase,
@@ -102,23 +119,40 @@ fn interleaved<DB>(
     usize: sqlx::ColumnIndex<DB::Row>,
 {
     const BATCH: u64 = 200;
-    const PAIRS: usize = 40;
-    let mut ratios = Vec::with_capacity(PAIRS);
-    let (mut plain_total, mut traced_total) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..PAIRS {
-        let plain = run(rt, BATCH, async || select_one(pool, sql).await);
-        let with = run(rt, BATCH, async || select_one(traced, sql).await);
-        plain_total += plain;
-        traced_total += with;
+    const PAIRS: usize = 60;
+    let plain_batch = || run(rt, BATCH, async || select_one(pool, sql).await);
+    let traced_batch = || run(rt, BATCH, async || select_one(traced, sql).await);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / BATCH as f64;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut ratios, mut control, mut wrapped) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut plain_us, mut traced_us) = (Vec::new(), Vec::new());
+    for pair in 0..PAIRS {
+        let (plain, with) = if pair % 2 == 0 {
+            let p = plain_batch();
+            (p, traced_batch())
+        } else {
+            let t = traced_batch();
+            (plain_batch(), t)
+        };
         ratios.push(with.as_secs_f64() / plain.as_secs_f64());
+        plain_us.push(per(plain));
+        traced_us.push(per(with));
+        let (a, b) = (plain_batch(), plain_batch());
+        control.push(b.as_secs_f64() / a.as_secs_f64());
+        let a = plain_batch();
+        let w = run(rt, BATCH, async || select_one(wrapper, sql).await);
+        wrapped.push(w.as_secs_f64() / a.as_secs_f64());
     }
-    ratios.sort_by(f64::total_cmp);
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / (BATCH as f64 * PAIRS as f64);
     eprintln!(
-        "{name} interleaved: untraced {:.1} µs, traced {:.1} µs per statement; median pair ratio {:.3}",
-        per(plain_total),
-        per(traced_total),
-        ratios[PAIRS / 2]
+        "{name} interleaved (median of {PAIRS} ABBA pairs of {BATCH}): untraced {:.1} µs, traced {:.1} µs per statement; traced/untraced {:.3}; wrapper with tracing off/untraced {:.3}; A/A control {:.3}",
+        median(plain_us),
+        median(traced_us),
+        median(ratios),
+        median(wrapped),
+        median(control),
     );
 }
 
