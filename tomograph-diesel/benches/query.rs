@@ -6,13 +6,13 @@
 //! Run: `cargo bench -p tomograph-diesel --all-features --bench query`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use diesel::connection::LoadConnection;
 use diesel::prelude::*;
 use tomograph::Config;
-use tomograph::testing::DiscardBackend;
+use tomograph::testing::{DiscardBackend, interleaved_ratios};
 use tomograph_diesel::DieselTracer;
 
 diesel::table! {
@@ -75,10 +75,9 @@ where
     group.finish();
 }
 
-/// Criterion measures the two rows seconds apart, and on a shared 2-core machine the load
-/// drifts in between. This also prints the median ratio of alternating batches in ABBA order
-/// (untraced, traced, traced, untraced, …) and an A/A control (untraced against untraced on
-/// the same schedule): the harness's own bias and noise, to read the traced ratio against.
+/// Criterion measures the rows seconds apart and the load of a shared 2-core machine drifts
+/// in between; this prints ratios from alternating batches instead (see
+/// [`tomograph::testing::interleaved_ratios`]).
 fn interleaved<C>(name: &str, plain: &mut C, traced: &mut C)
 where
     C: LoadConnection,
@@ -89,53 +88,23 @@ where
     >: diesel::query_dsl::LoadQuery<'a, C, String>,
 {
     const BATCH: u32 = 200;
-    const PAIRS: usize = 60;
-    fn batch<C>(conn: &mut C) -> Duration
-    where
-        C: LoadConnection,
-        C::Backend: diesel::backend::DieselReserveSpecialization
-            + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
-        for<'a> diesel::dsl::Limit<
-            diesel::dsl::Select<
-                diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>,
-                t::name,
-            >,
-        >: diesel::query_dsl::LoadQuery<'a, C, String>,
-    {
+    let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let timed = |conn: &mut C| {
         let start = Instant::now();
         for _ in 0..BATCH {
             black_box(simple_query(conn));
         }
         start.elapsed()
-    }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
     };
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(BATCH);
-    let (mut ratios, mut control, mut plain_us, mut traced_us) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for pair in 0..PAIRS {
-        let (p, t) = if pair % 2 == 0 {
-            let p = batch(plain);
-            (p, batch(traced))
-        } else {
-            let t = batch(traced);
-            (batch(plain), t)
-        };
-        ratios.push(t.as_secs_f64() / p.as_secs_f64());
-        plain_us.push(per(p));
-        traced_us.push(per(t));
-        let (a, b) = (batch(plain), batch(plain));
-        control.push(b.as_secs_f64() / a.as_secs_f64());
-    }
-    eprintln!(
-        "{name} interleaved (median of {PAIRS} ABBA pairs of {BATCH}): untraced {:.2} µs, traced {:.2} µs per query; traced/untraced {:.3}; A/A control {:.3}",
-        median(plain_us),
-        median(traced_us),
-        median(ratios),
-        median(control),
+    let report = interleaved_ratios(
+        pairs,
+        Box::new(|| timed(plain)),
+        vec![("traced", Box::new(|| timed(traced)))],
     );
+    eprintln!("{name} interleaved, batches of {BATCH} queries, {report}");
 }
 
 fn benches(c: &mut Criterion) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::Connection;
-use tomograph::testing::DiscardBackend;
+use tomograph::testing::{DiscardBackend, interleaved_ratios};
 use tomograph::{Config, ReporterOptions};
 use tomograph_rusqlite::{TracedConnection, sql_tracer};
 
@@ -92,51 +92,31 @@ fn select(c: &mut Criterion) {
     eprintln!("reporter: {stats:?}");
 }
 
-/// Criterion measures the rows seconds apart, and on a shared 2-core machine the load drifts
-/// in between. This prints the median ratio of alternating batches in ABBA order (untraced,
-/// traced, traced, untraced, …) and an A/A control (untraced against untraced on the same
-/// schedule), the harness's own bias and noise.
+/// Criterion measures the rows seconds apart and the load of a shared 2-core machine drifts
+/// in between; this prints ratios from alternating batches instead (see
+/// [`tomograph::testing::interleaved_ratios`]).
 fn interleaved(
     mut plain: impl FnMut() -> rusqlite::Result<i64>,
     mut traced: impl FnMut() -> rusqlite::Result<i64>,
 ) {
     const BATCH: u32 = 20_000;
-    const PAIRS: usize = 60;
-    let mut batch = |f: &mut dyn FnMut() -> rusqlite::Result<i64>| {
+    let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    fn timed(f: &mut dyn FnMut() -> rusqlite::Result<i64>) -> Duration {
         let start = Instant::now();
         for _ in 0..BATCH {
             black_box(f().expect("row"));
         }
         start.elapsed()
-    };
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let per = |d: Duration| d.as_secs_f64() * 1e9 / f64::from(BATCH);
-    let (mut ratios, mut control, mut plain_ns, mut traced_ns) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for pair in 0..PAIRS {
-        let (p, t) = if pair % 2 == 0 {
-            let p = batch(&mut plain);
-            (p, batch(&mut traced))
-        } else {
-            let t = batch(&mut traced);
-            (batch(&mut plain), t)
-        };
-        ratios.push(t.as_secs_f64() / p.as_secs_f64());
-        plain_ns.push(per(p));
-        traced_ns.push(per(t));
-        let (a, b) = (batch(&mut plain), batch(&mut plain));
-        control.push(b.as_secs_f64() / a.as_secs_f64());
     }
-    eprintln!(
-        "rusqlite SELECT ?1 interleaved (median of {PAIRS} ABBA pairs of {BATCH}): untraced {:.0} ns, traced {:.0} ns per statement; traced/untraced {:.3}; A/A control {:.3}",
-        median(plain_ns),
-        median(traced_ns),
-        median(ratios),
-        median(control),
+    let report = interleaved_ratios(
+        pairs,
+        Box::new(|| timed(&mut plain)),
+        vec![("traced", Box::new(|| timed(&mut traced)))],
     );
+    eprintln!("rusqlite SELECT ?1 interleaved, batches of {BATCH} statements, {report}");
 }
 
 criterion_group!(benches, select);

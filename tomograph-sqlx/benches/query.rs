@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::{Database, Executor, Pool};
-use tomograph::testing::DiscardBackend;
+use tomograph::testing::{DiscardBackend, interleaved_ratios};
 use tomograph::{Config, FutureExt, ReporterOptions};
 use tomograph_sqlx::{TracedDatabase, TracedPool};
 
@@ -99,11 +99,9 @@ fn switched_off() -> tomograph::sql::SqlTracer {
         .build()
 }
 
-/// On a shared machine the load drifts between criterion's two measurements; this also prints
-/// the ratio of alternating batches, the median of the per-pair ratios, which drift affects
-/// far less. Batches run in ABBA order (untraced, traced, traced, untraced, …) so that neither
-/// side always runs first, and an A/A line (untraced against untraced, same schedule) shows
-/// the harness's own bias and noise: read the traced ratio against it.
+/// Criterion measures the rows seconds apart and the load of a shared 2-core machine drifts
+/// in between; this prints ratios from alternating batches instead (see
+/// [`tomograph::testing::interleaved_ratios`]), with the per-statement medians.
 fn interleaved<DB>(
     rt: &tokio::runtime::Runtime,
     name: &str,
@@ -119,41 +117,25 @@ fn interleaved<DB>(
     usize: sqlx::ColumnIndex<DB::Row>,
 {
     const BATCH: u64 = 200;
-    const PAIRS: usize = 60;
-    let plain_batch = || run(rt, BATCH, async || select_one(pool, sql).await);
-    let traced_batch = || run(rt, BATCH, async || select_one(traced, sql).await);
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / BATCH as f64;
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (mut ratios, mut control, mut wrapped) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut plain_us, mut traced_us) = (Vec::new(), Vec::new());
-    for pair in 0..PAIRS {
-        let (plain, with) = if pair % 2 == 0 {
-            let p = plain_batch();
-            (p, traced_batch())
-        } else {
-            let t = traced_batch();
-            (plain_batch(), t)
-        };
-        ratios.push(with.as_secs_f64() / plain.as_secs_f64());
-        plain_us.push(per(plain));
-        traced_us.push(per(with));
-        let (a, b) = (plain_batch(), plain_batch());
-        control.push(b.as_secs_f64() / a.as_secs_f64());
-        let a = plain_batch();
-        let w = run(rt, BATCH, async || select_one(wrapper, sql).await);
-        wrapped.push(w.as_secs_f64() / a.as_secs_f64());
-    }
-    eprintln!(
-        "{name} interleaved (median of {PAIRS} ABBA pairs of {BATCH}): untraced {:.1} µs, traced {:.1} µs per statement; traced/untraced {:.3}; wrapper with tracing off/untraced {:.3}; A/A control {:.3}",
-        median(plain_us),
-        median(traced_us),
-        median(ratios),
-        median(wrapped),
-        median(control),
+    let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let report = interleaved_ratios(
+        pairs,
+        Box::new(|| run(rt, BATCH, async || select_one(pool, sql).await)),
+        vec![
+            (
+                "traced",
+                Box::new(|| run(rt, BATCH, async || select_one(traced, sql).await)),
+            ),
+            (
+                "wrapper with tracing off",
+                Box::new(|| run(rt, BATCH, async || select_one(wrapper, sql).await)),
+            ),
+        ],
     );
+    eprintln!("{name} interleaved, batches of {BATCH} statements, {report}");
 }
 
 fn benches(c: &mut Criterion) {

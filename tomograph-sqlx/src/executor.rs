@@ -3,6 +3,9 @@
 //! hands it to the driver's own executor. sqlx builds `execute`, `fetch`, `fetch_all` and
 //! `fetch_one` on these, so every call is traced exactly once.
 //!
+//! A statement that nothing would observe ([`SqlTracer::observes`]: no sampled trace, tracing
+//! off, no `on_error` hook) goes straight to the driver's executor, untouched.
+//!
 //! The parent is captured when the executor method is called (synchronously, in the caller's
 //! poll, where the caller's context is installed); the span starts when the statement starts
 //! (first poll of the returned future or stream) and ends when it completes, fails, or is
@@ -210,6 +213,9 @@ where
     X: Executor<'c, Database = DB> + 'c,
     E: 'q + Execute<'q, DB>,
 {
+    if !target.tracer.observes(target.parent) {
+        return target.executor.fetch_many(query);
+    }
     Box::pin(TracedStream {
         pending: Some((target.executor, Forward::new(query))),
         tracer: target.tracer,
@@ -293,6 +299,9 @@ where
     X: Executor<'c, Database = DB> + 'c,
     E: 'q + Execute<'q, DB>,
 {
+    if !target.tracer.observes(target.parent) {
+        return target.executor.fetch_optional(query);
+    }
     let query = Forward::new(query);
     Box::pin(async move {
         let mut call = Call::<DB>::start(
@@ -326,6 +335,9 @@ where
     DB: TracedDatabase,
     X: Executor<'c, Database = DB> + 'c,
 {
+    if !target.tracer.observes(target.parent) {
+        return target.executor.prepare_with(sql, parameters);
+    }
     Box::pin(async move {
         let mut call = Call::<DB>::start(target.tracer, target.parent, sql.clone(), None);
         call.annotate("prepare");
@@ -346,6 +358,9 @@ where
     DB: TracedDatabase,
     X: Executor<'c, Database = DB> + 'c,
 {
+    if !target.tracer.observes(target.parent) {
+        return target.executor.describe(sql);
+    }
     Box::pin(async move {
         let mut call = Call::<DB>::start(target.tracer, target.parent, sql.clone(), None);
         call.annotate("describe");

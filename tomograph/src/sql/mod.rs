@@ -481,6 +481,30 @@ impl SqlTracer {
         self.switched_on() && (self.inner.trace_roots || stack::current_token().is_some())
     }
 
+    /// Whether a statement issued under `parent` (the context an adapter captured when the
+    /// statement was issued) needs the adapter at all: it may be recorded, or `on_error` hooks
+    /// wait for its failures. When not, an adapter can hand the statement straight to the
+    /// driver — the path of every statement outside a sampled trace.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Sqlite).build();
+    /// assert!(!db.observes(None)); // no trace in progress, roots not traced
+    /// ```
+    pub fn observes(&self, parent: Option<TraceToken>) -> bool {
+        if !self.inner.on_error.is_empty() {
+            return true;
+        }
+        if !self.switched_on() {
+            return false;
+        }
+        match parent {
+            // Annotation mode writes on whatever span is current when the statement starts.
+            Some(parent) => parent.sampled() || self.inner.mode == SqlMode::Annotations,
+            None => self.inner.trace_roots,
+        }
+    }
+
     /// Tracing is on for this database and globally.
     fn switched_on(&self) -> bool {
         self.is_enabled() && crate::tracer::get().is_some_and(|t| t.is_enabled())
@@ -757,5 +781,46 @@ impl Drop for SqlSpan {
                 s.annotations.push(note);
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SpanId, TraceId};
+
+    fn token(sampled: bool) -> TraceToken {
+        TraceToken::new(TraceId::random(false), SpanId::random(), sampled)
+    }
+
+    #[test]
+    fn observes_only_what_could_be_recorded_or_hooked() {
+        let _memory = crate::testing::memory_tracer();
+        let plain = SqlTracer::builder(DbSystem::Sqlite).build();
+        assert!(plain.observes(Some(token(true))));
+        assert!(!plain.observes(Some(token(false))));
+        assert!(!plain.observes(None));
+
+        let roots = SqlTracer::builder(DbSystem::Sqlite)
+            .trace_roots(true)
+            .build();
+        assert!(roots.observes(None));
+
+        let off = SqlTracer::builder(DbSystem::Sqlite).enabled(false).build();
+        assert!(!off.observes(Some(token(true))));
+
+        let hooked = SqlTracer::builder(DbSystem::Sqlite)
+            .enabled(false)
+            .on_error(|_| {})
+            .build();
+        assert!(
+            hooked.observes(None),
+            "hooks run on every failure, traced or not"
+        );
+
+        let notes = SqlTracer::builder(DbSystem::Sqlite)
+            .mode(SqlMode::Annotations)
+            .build();
+        assert!(notes.observes(Some(token(false))));
     }
 }
