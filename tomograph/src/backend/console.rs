@@ -148,6 +148,11 @@ fn render_node(
         let _ = write!(out, " {}", kind.as_str().to_ascii_lowercase());
     }
     for tag in span.tags() {
+        // The OpenTelemetry copy of the statement text repeats `sql.query` word for word:
+        // the tree shows it once.
+        if &*tag.key == "db.query.text" && span.tag("sql.query") == Some(&tag.value) {
+            continue;
+        }
         let _ = write!(out, "  {}={:?}", tag.key, tag.value.to_string());
     }
     out.push('\n');
