@@ -679,9 +679,18 @@ impl Drop for DetachedSpan {
     fn drop(&mut self) {
         if let Some(mut span) = self.span.take() {
             span.end = Timestamp::now();
+            if std::thread::panicking() {
+                record_panic(&mut span);
+            }
             tracer::report(span);
         }
     }
+}
+
+/// Marks a span that ends while its thread unwinds from a panic.
+#[cold]
+pub(crate) fn record_panic(span: &mut Span) {
+    record_error_on(span, "panicked".to_owned());
 }
 
 pub(crate) fn record_error_on(span: &mut Span, message: String) {

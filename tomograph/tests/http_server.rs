@@ -436,3 +436,21 @@ fn plain_hyper_server_and_reqwest_client() {
     assert_eq!(server.name(), "POST /echo");
     assert_eq!(query.parent_id(), Some(server.id()));
 }
+
+#[test]
+fn a_panicking_handler_marks_its_server_span_as_an_error() {
+    let memory = memory_tracer();
+    let parent = remote_parent();
+    let service = TraceLayer::new().layer(service_fn(|_request: Request<()>| async {
+        if std::hint::black_box(true) {
+            panic!("handler bug");
+        }
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    }));
+    let outcome = rt()
+        .block_on(async move { tokio::spawn(service.oneshot(request_from(&parent, None))).await });
+    assert!(outcome.unwrap_err().is_panic());
+    let spans = wait_for_trace(&memory, parent.trace_id(), 1, WAIT);
+    assert_eq!(spans[0].kind(), Some(Kind::Server));
+    assert_eq!(tag(&spans[0], "error").as_deref(), Some("panicked"));
+}

@@ -211,6 +211,37 @@ fn a_panic_inside_a_span_closes_it_and_leaks_nothing_into_the_next_request() {
         3,
         "request 1, handler and the span left open were all reported"
     );
+    for span in &first {
+        assert_eq!(
+            span.tag("error").map(ToString::to_string).as_deref(),
+            Some("panicked"),
+            "{} ended by the panic is marked as an error",
+            span.name()
+        );
+    }
+    assert_eq!(second[0].tag("error"), None, "request 2 did not panic");
+}
+
+#[test]
+fn a_detached_span_dropped_by_a_panic_is_marked_as_an_error() {
+    let memory = memory_tracer();
+    let trace = std::thread::spawn(|| {
+        let mut trace = None;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let query = tomograph::span("query").root().start_detached();
+            trace = query.token().map(|t| t.trace_id());
+            panic!("driver crashed");
+        }));
+        assert!(result.is_err());
+        trace.unwrap()
+    })
+    .join()
+    .unwrap();
+    let spans = wait_for_trace(&memory, trace, 1, WAIT);
+    assert_eq!(
+        spans[0].tag("error").map(ToString::to_string).as_deref(),
+        Some("panicked")
+    );
 }
 
 #[test]

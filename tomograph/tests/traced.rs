@@ -168,6 +168,12 @@ fn spans_close_on_panic() {
     });
     let calls: Vec<_> = spans.iter().filter(|s| s.name() == "explodes").collect();
     assert_eq!(calls.len(), 3);
+    assert!(
+        calls
+            .iter()
+            .all(|s| s.tag("error").map(ToString::to_string).as_deref() == Some("panicked")),
+        "every call the panic unwound through is marked as an error"
+    );
 }
 
 // ---- methods, generics, impl Trait --------------------------------------------------------

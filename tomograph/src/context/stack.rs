@@ -63,11 +63,15 @@ impl Frame {
         }
     }
 
-    /// Stamps the end and hands a recorded span to the reporter.
+    /// Stamps the end and hands a recorded span to the reporter. A span that ends while its
+    /// thread unwinds from a panic is marked as an error.
     #[inline(always)]
     pub(crate) fn finish(self) {
         if let Frame::Recording(mut span) = self {
             span.end = Timestamp::now();
+            if std::thread::panicking() {
+                crate::api::record_panic(&mut span);
+            }
             crate::tracer::report(span);
         }
     }
