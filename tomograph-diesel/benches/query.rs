@@ -11,8 +11,8 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use diesel::connection::LoadConnection;
 use diesel::prelude::*;
-use tomograph::Config;
 use tomograph::testing::{DiscardBackend, interleaved_ratios};
+use tomograph::{Config, SpanId, TraceId, TraceToken};
 use tomograph_diesel::DieselTracer;
 
 diesel::table! {
@@ -99,10 +99,26 @@ where
         }
         start.elapsed()
     };
+    // The traced connection in a sampled trace (the caller's root), and in an unsampled one —
+    // the common case under a sample rate, where nothing may be formatted.
+    let unsampled = TraceToken::new(TraceId::random(false), SpanId::random(), false);
+    let traced = std::cell::RefCell::new(traced);
     let report = interleaved_ratios(
         pairs,
         Box::new(|| timed(plain)),
-        vec![("traced", Box::new(|| timed(traced)))],
+        vec![
+            (
+                "traced, sampled trace",
+                Box::new(|| timed(*traced.borrow_mut())),
+            ),
+            (
+                "traced, unsampled trace",
+                Box::new(|| {
+                    let _unsampled = tomograph::span("unsampled").child_of(unsampled).start();
+                    timed(*traced.borrow_mut())
+                }),
+            ),
+        ],
     );
     eprintln!("{name} interleaved, batches of {BATCH} queries, {report}");
 }

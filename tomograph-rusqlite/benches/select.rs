@@ -6,14 +6,15 @@
 //!
 //! Run: `cargo bench -p tomograph-rusqlite --bench select -- --warm-up-time 1 --measurement-time 3`.
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::Connection;
 use tomograph::testing::{DiscardBackend, interleaved_ratios};
-use tomograph::{Config, ReporterOptions};
-use tomograph_rusqlite::{TracedConnection, sql_tracer};
+use tomograph::{Config, ReporterOptions, SpanId, TraceId, TraceToken};
+use tomograph_rusqlite::{TracedConnection, TracedStatement, sql_tracer};
 
 fn select(c: &mut Criterion) {
     tomograph::init(
@@ -32,13 +33,7 @@ fn select(c: &mut Criterion) {
     let mut traced_stmt = traced.prepare("SELECT ?1").expect("prepare");
     let mut off_stmt = off.prepare("SELECT ?1").expect("prepare");
 
-    {
-        let _root = tomograph::span("bench root").root().start();
-        interleaved(
-            || plain_stmt.query_row([black_box(42i64)], |r| r.get::<_, i64>(0)),
-            || traced_stmt.query_row([black_box(42i64)], |r| r.get::<_, i64>(0)),
-        );
-    }
+    interleaved(&mut plain_stmt, &mut traced_stmt);
 
     let mut group = c.benchmark_group("rusqlite SELECT ?1");
     group.bench_function("untraced (rusqlite)", |b| {
@@ -92,29 +87,70 @@ fn select(c: &mut Criterion) {
     eprintln!("reporter: {stats:?}");
 }
 
+/// The trace the traced statement runs in.
+#[derive(Clone, Copy)]
+enum Trace {
+    Sampled,
+    Unsampled,
+    Outside,
+}
+
 /// Criterion measures the rows seconds apart and the load of a shared 2-core machine drifts
 /// in between; this prints ratios from alternating batches instead (see
-/// [`tomograph::testing::interleaved_ratios`]).
-fn interleaved(
-    mut plain: impl FnMut() -> rusqlite::Result<i64>,
-    mut traced: impl FnMut() -> rusqlite::Result<i64>,
-) {
+/// [`tomograph::testing::interleaved_ratios`]): the traced connection inside a sampled trace,
+/// inside an unsampled one (the common case under a sample rate), and outside any trace.
+fn interleaved(plain: &mut rusqlite::Statement<'_>, traced: &mut TracedStatement<'_>) {
     const BATCH: u32 = 20_000;
     let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
-    fn timed(f: &mut dyn FnMut() -> rusqlite::Result<i64>) -> Duration {
+    let unsampled = TraceToken::new(TraceId::random(false), SpanId::random(), false);
+    let traced = RefCell::new(traced);
+    let traced_batch = |context: Trace| {
+        let _root = match context {
+            Trace::Sampled => tomograph::span("bench root").root().start(),
+            Trace::Unsampled => tomograph::span("bench root").child_of(unsampled).start(),
+            Trace::Outside => tomograph::SpanGuard::none(),
+        };
+        let mut traced = traced.borrow_mut();
         let start = Instant::now();
         for _ in 0..BATCH {
-            black_box(f().expect("row"));
+            black_box(
+                traced
+                    .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
+                    .expect("row"),
+            );
         }
         start.elapsed()
-    }
+    };
     let report = interleaved_ratios(
         pairs,
-        Box::new(|| timed(&mut plain)),
-        vec![("traced", Box::new(|| timed(&mut traced)))],
+        Box::new(|| {
+            let start = Instant::now();
+            for _ in 0..BATCH {
+                black_box(
+                    plain
+                        .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
+                        .expect("row"),
+                );
+            }
+            start.elapsed()
+        }),
+        vec![
+            (
+                "traced, sampled trace",
+                Box::new(|| traced_batch(Trace::Sampled)),
+            ),
+            (
+                "traced, unsampled trace",
+                Box::new(|| traced_batch(Trace::Unsampled)),
+            ),
+            (
+                "traced, no trace",
+                Box::new(|| traced_batch(Trace::Outside)),
+            ),
+        ],
     );
     eprintln!("rusqlite SELECT ?1 interleaved, batches of {BATCH} statements, {report}");
 }

@@ -475,10 +475,16 @@ impl SqlTracer {
         }
     }
 
-    /// Whether a statement started now would be traced: tracing on, for this database and
-    /// globally, and a trace in progress (or `trace_roots`). Adapters may skip work when not.
+    /// Whether a statement started now would be recorded: tracing on, for this database and
+    /// globally, and a sampled trace in progress (or none, under `trace_roots`). Adapters skip
+    /// their work when not — formatting the statement, reading its parameters — so that
+    /// statements of unsampled requests cost next to nothing.
     pub fn would_trace(&self) -> bool {
-        self.switched_on() && (self.inner.trace_roots || stack::current_token().is_some())
+        self.switched_on()
+            && match stack::current_token() {
+                Some(current) => current.sampled(),
+                None => self.inner.trace_roots,
+            }
     }
 
     /// Whether a statement issued under `parent` (the context an adapter captured when the
@@ -822,5 +828,21 @@ mod tests {
             .mode(SqlMode::Annotations)
             .build();
         assert!(notes.observes(Some(token(false))));
+    }
+
+    #[test]
+    fn statements_of_an_unsampled_trace_are_not_traced() {
+        let _memory = crate::testing::memory_tracer();
+        let db = SqlTracer::builder(DbSystem::Sqlite)
+            .trace_roots(true)
+            .build();
+        assert!(db.would_trace(), "a root, under trace_roots");
+        {
+            let _sampled = crate::span("sampled").root().start();
+            assert!(db.would_trace());
+        }
+        let _unsampled = crate::span("unsampled").child_of(token(false)).start();
+        assert!(!db.would_trace());
+        assert!(!db.start("SELECT 1").is_recording());
     }
 }
