@@ -79,10 +79,11 @@ impl Frame {
 
 thread_local! {
     static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
-    /// The innermost frame's token when that frame is not sampled, kept in step with `STACK`
-    /// by every change to it. A `Copy` cell needs no destructor, so reading it is one load:
-    /// it lets the child of an unsampled span return without visiting the stack.
-    static UNSAMPLED_TOP: Cell<PackedToken> = const { Cell::new(PackedToken::NONE) };
+    /// The innermost frame's token, kept in step with `STACK` by every change to it. A `Copy`
+    /// cell needs no destructor, so reading it is a plain load: the current token (asked for
+    /// by every SQL statement and outgoing request) and the child of an unsampled span need no
+    /// visit of the stack.
+    static TOP: Cell<PackedToken> = const { Cell::new(PackedToken::NONE) };
 }
 
 /// Runs `f` on this thread's stack; `None` when the stack is busy (re-entrant call) or the
@@ -95,35 +96,28 @@ fn with_stack<R>(f: impl FnOnce(&mut Vec<Frame>) -> R) -> Option<R> {
         .flatten()
 }
 
-/// Like [`with_stack`], for changes to the stack: keeps `UNSAMPLED_TOP` in step.
+/// Like [`with_stack`], for changes to the stack: keeps `TOP` in step.
 #[inline(always)]
 fn with_stack_mut<R>(f: impl FnOnce(&mut Vec<Frame>) -> R) -> Option<R> {
     with_stack(|s| {
         let result = f(s);
-        let top = match s.last() {
-            Some(Frame::Unsampled { token, .. } | Frame::Link(token)) if !token.sampled => {
-                Some(*token)
-            }
-            _ => None,
-        };
+        let top = s.last().map(Frame::token);
         // `try_with` fails only while the thread is being torn down.
-        let _ = UNSAMPLED_TOP.try_with(|c| c.set(PackedToken::pack(top)));
+        let _ = TOP.try_with(|c| c.set(PackedToken::pack(top)));
         result
     })
 }
 
 /// The token of the innermost frame.
+#[inline]
 pub(crate) fn current_token() -> Option<TraceToken> {
-    with_stack(|s| s.last().map(Frame::token)).flatten()
+    TOP.try_with(Cell::get).ok().and_then(PackedToken::unpack)
 }
 
 /// The innermost frame's token when it is not sampled (its children record nothing).
 #[inline]
 pub(crate) fn current_unsampled() -> Option<TraceToken> {
-    UNSAMPLED_TOP
-        .try_with(Cell::get)
-        .ok()
-        .and_then(PackedToken::unpack)
+    current_token().filter(|t| !t.sampled)
 }
 
 /// The innermost frame's token, and the local endpoint a new child inherits from it (when it
