@@ -68,7 +68,11 @@ where
     DieselTracer::from_url(url).instrument(&mut traced);
 
     let _root = tomograph::span(format!("bench {name}")).root().start();
-    interleaved(name, &mut plain, &mut traced);
+    interleaved(
+        name,
+        || simple_query(&mut plain),
+        std::cell::RefCell::new(|| simple_query(&mut traced)),
+    );
     let mut group = c.benchmark_group(name);
     group.bench_function("untraced", |b| b.iter(|| simple_query(&mut plain)));
     group.bench_function("traced", |b| b.iter(|| simple_query(&mut traced)));
@@ -78,44 +82,39 @@ where
 /// Criterion measures the rows seconds apart and the load of a shared 2-core machine drifts
 /// in between; this prints ratios from alternating batches instead (see
 /// [`tomograph::testing::interleaved_ratios`]).
-fn interleaved<C>(name: &str, plain: &mut C, traced: &mut C)
-where
-    C: LoadConnection,
-    C::Backend: diesel::backend::DieselReserveSpecialization
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
-    for<'a> diesel::dsl::Limit<
-        diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>,
-    >: diesel::query_dsl::LoadQuery<'a, C, String>,
-{
+fn interleaved(
+    name: &str,
+    mut plain: impl FnMut() -> String,
+    traced: std::cell::RefCell<impl FnMut() -> String>,
+) {
     const BATCH: u32 = 200;
     let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
-    let timed = |conn: &mut C| {
+    fn timed(mut query: impl FnMut() -> String) -> std::time::Duration {
         let start = Instant::now();
         for _ in 0..BATCH {
-            black_box(simple_query(conn));
+            black_box(query());
         }
         start.elapsed()
-    };
+    }
     // The traced connection in a sampled trace (the caller's root), and in an unsampled one —
     // the common case under a sample rate, where nothing may be formatted.
     let unsampled = TraceToken::new(TraceId::random(false), SpanId::random(), false);
-    let traced = std::cell::RefCell::new(traced);
     let report = interleaved_ratios(
         pairs,
-        Box::new(|| timed(plain)),
+        Box::new(|| timed(&mut plain)),
         vec![
             (
                 "traced, sampled trace",
-                Box::new(|| timed(*traced.borrow_mut())),
+                Box::new(|| timed(&mut *traced.borrow_mut())),
             ),
             (
                 "traced, unsampled trace",
                 Box::new(|| {
                     let _unsampled = tomograph::span("unsampled").child_of(unsampled).start();
-                    timed(*traced.borrow_mut())
+                    timed(&mut *traced.borrow_mut())
                 }),
             ),
         ],

@@ -101,6 +101,13 @@ enum Trace {
 /// inside an unsampled one (the common case under a sample rate), and outside any trace.
 fn interleaved(plain: &mut rusqlite::Statement<'_>, traced: &mut TracedStatement<'_>) {
     const BATCH: u32 = 20_000;
+    fn timed(mut statement: impl FnMut() -> rusqlite::Result<i64>) -> Duration {
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            black_box(statement().expect("row"));
+        }
+        start.elapsed()
+    }
     let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -114,29 +121,11 @@ fn interleaved(plain: &mut rusqlite::Statement<'_>, traced: &mut TracedStatement
             Trace::Outside => tomograph::SpanGuard::none(),
         };
         let mut traced = traced.borrow_mut();
-        let start = Instant::now();
-        for _ in 0..BATCH {
-            black_box(
-                traced
-                    .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
-                    .expect("row"),
-            );
-        }
-        start.elapsed()
+        timed(|| traced.query_row([black_box(42i64)], |r| r.get::<_, i64>(0)))
     };
     let report = interleaved_ratios(
         pairs,
-        Box::new(|| {
-            let start = Instant::now();
-            for _ in 0..BATCH {
-                black_box(
-                    plain
-                        .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
-                        .expect("row"),
-                );
-            }
-            start.elapsed()
-        }),
+        Box::new(|| timed(|| plain.query_row([black_box(42i64)], |r| r.get::<_, i64>(0)))),
         vec![
             (
                 "traced, sampled trace",
