@@ -133,6 +133,19 @@ fn interleaved<DB>(
                 "wrapper with tracing off",
                 Box::new(|| run(rt, BATCH, async || select_one(wrapper, sql).await)),
             ),
+            // The span without the wrapper: the plain pool, with the statement's span made and
+            // finished by hand around it — what the span and its reporting cost on their own.
+            (
+                "plain pool + span by hand",
+                Box::new(|| {
+                    run(rt, BATCH, async || {
+                        let span = traced.tracer().start(sql);
+                        let value = select_one(pool, sql).await;
+                        span.finish_with_rows(1);
+                        value
+                    })
+                }),
+            ),
         ],
     );
     eprintln!("{name} interleaved, batches of {BATCH} statements, {report}");
