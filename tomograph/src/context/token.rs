@@ -27,9 +27,9 @@ pub struct TraceToken {
 }
 
 /// A token as four machine words (no token: span word 0), for the thread-local copy of the
-/// innermost unsampled token. Plain words are copied whole, where copying a `TraceToken` (26
+/// innermost frame's token. Plain words are copied whole, where copying a `TraceToken` (26
 /// meaningful bytes) makes the compiler emit overlapping moves that stall store forwarding.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct PackedToken {
     high: u64,
     low: u64,

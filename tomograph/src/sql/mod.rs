@@ -480,11 +480,16 @@ impl SqlTracer {
     /// their work when not — formatting the statement, reading its parameters — so that
     /// statements of unsampled requests cost next to nothing.
     pub fn would_trace(&self) -> bool {
-        self.switched_on()
-            && match stack::current_token() {
-                Some(current) => current.sampled(),
-                None => self.inner.trace_roots,
-            }
+        self.switched_on() && self.records_under(stack::current_token())
+    }
+
+    /// Whether a statement whose context is `context` is recorded (tracing being on): a sampled
+    /// trace's, or no trace under `trace_roots`.
+    fn records_under(&self, context: Option<TraceToken>) -> bool {
+        match context {
+            Some(context) => context.sampled(),
+            None => self.inner.trace_roots,
+        }
     }
 
     /// Whether a statement issued under `parent` (the context an adapter captured when the
@@ -501,14 +506,11 @@ impl SqlTracer {
         if !self.inner.on_error.is_empty() {
             return true;
         }
-        if !self.switched_on() {
-            return false;
-        }
-        match parent {
-            // Annotation mode writes on whatever span is current when the statement starts.
-            Some(parent) => parent.sampled() || self.inner.mode == SqlMode::Annotations,
-            None => self.inner.trace_roots,
-        }
+        // Annotation mode writes on whatever span is current when the statement starts, which
+        // may not be `parent`'s: it always takes the adapter's path.
+        self.switched_on()
+            && (self.records_under(parent)
+                || (parent.is_some() && self.inner.mode == SqlMode::Annotations))
     }
 
     /// Tracing is on for this database and globally.
