@@ -65,7 +65,8 @@ where
     let mut plain = C::establish(url).expect("connect");
     setup(&mut plain);
     let mut traced = C::establish(url).expect("connect");
-    DieselTracer::from_url(url).instrument(&mut traced);
+    let tracer = DieselTracer::from_url(url);
+    tracer.instrument(&mut traced);
 
     let _root = tomograph::span(format!("bench {name}")).root().start();
     interleaved(
@@ -73,6 +74,7 @@ where
         || simple_query(&mut plain),
         std::cell::RefCell::new(|| simple_query(&mut traced)),
     );
+    same_connection(name, &tracer, || simple_query(&mut traced));
     let mut group = c.benchmark_group(name);
     group.bench_function("untraced", |b| b.iter(|| simple_query(&mut plain)));
     group.bench_function("traced", |b| b.iter(|| simple_query(&mut traced)));
@@ -120,6 +122,35 @@ fn interleaved(
         ],
     );
     eprintln!("{name} interleaved, batches of {BATCH} queries, {report}");
+}
+
+/// The bench's two connections are two server sessions (two PostgreSQL backends), which
+/// differ by a few percent on their own. This compares one instrumented connection with its
+/// tracer switched on and off — the instrumentation still runs when off, but only to find
+/// that nothing is traced — so the server side is the same for both arms.
+fn same_connection(name: &str, tracer: &DieselTracer, query: impl FnMut() -> String) {
+    const BATCH: u32 = 200;
+    let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let query = std::cell::RefCell::new(query);
+    let timed = |on: bool| {
+        tracer.sql().set_enabled(on);
+        let mut query = query.borrow_mut();
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            black_box(query());
+        }
+        start.elapsed()
+    };
+    let report = interleaved_ratios(
+        pairs,
+        Box::new(|| timed(false)),
+        vec![("tracing on", Box::new(|| timed(true)))],
+    );
+    tracer.sql().set_enabled(true);
+    eprintln!("{name} one connection, tracing off vs on, batches of {BATCH} queries, {report}");
 }
 
 fn benches(c: &mut Criterion) {
