@@ -11,7 +11,7 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use diesel::connection::LoadConnection;
 use diesel::prelude::*;
-use tomograph::testing::{DiscardBackend, interleaved_ratios};
+use tomograph::testing::{DiscardBackend, bench_pairs, interleaved_ratios};
 use tomograph::{Config, SpanId, TraceId, TraceToken};
 use tomograph_diesel::DieselTracer;
 
@@ -90,10 +90,7 @@ fn interleaved(
     traced: std::cell::RefCell<impl FnMut() -> String>,
 ) {
     const BATCH: u32 = 200;
-    let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+    let pairs = bench_pairs(60);
     fn timed(mut query: impl FnMut() -> String) -> std::time::Duration {
         let start = Instant::now();
         for _ in 0..BATCH {
@@ -130,10 +127,7 @@ fn interleaved(
 /// that nothing is traced — so the server side is the same for both arms.
 fn same_connection(name: &str, tracer: &DieselTracer, query: impl FnMut() -> String) {
     const BATCH: u32 = 200;
-    let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+    let pairs = bench_pairs(60);
     let query = std::cell::RefCell::new(query);
     let timed = |on: bool| {
         tracer.sql().set_enabled(on);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::Connection;
-use tomograph::testing::{DiscardBackend, interleaved_ratios};
+use tomograph::testing::{DiscardBackend, bench_pairs, interleaved_ratios};
 use tomograph::{Config, ReporterOptions, SpanId, TraceId, TraceToken};
 use tomograph_rusqlite::{TracedConnection, TracedStatement, sql_tracer};
 
@@ -108,10 +108,7 @@ fn interleaved(plain: &mut rusqlite::Statement<'_>, traced: &mut TracedStatement
         }
         start.elapsed()
     }
-    let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+    let pairs = bench_pairs(60);
     let unsampled = TraceToken::new(TraceId::random(false), SpanId::random(), false);
     let traced = RefCell::new(traced);
     let traced_batch = |context: Trace| {

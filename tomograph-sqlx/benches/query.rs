@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::{Database, Executor, Pool};
-use tomograph::testing::{DiscardBackend, interleaved_ratios};
+use tomograph::testing::{DiscardBackend, bench_pairs, interleaved_ratios};
 use tomograph::{Config, FutureExt, ReporterOptions};
 use tomograph_sqlx::{TracedDatabase, TracedPool};
 
@@ -117,10 +117,7 @@ fn interleaved<DB>(
     usize: sqlx::ColumnIndex<DB::Row>,
 {
     const BATCH: u64 = 200;
-    let pairs: usize = std::env::var("TOMOGRAPH_BENCH_PAIRS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+    let pairs = bench_pairs(60);
     let report = interleaved_ratios(
         pairs,
         Box::new(|| run(rt, BATCH, async || select_one(pool, sql).await)),

@@ -327,26 +327,12 @@ impl SpanBuilder {
     /// its parent, which is what it would propagate anyway — so unsampled spans cost next to
     /// nothing.
     pub(crate) fn into_frame(self, named: bool) -> Option<Frame> {
-        let current = match self.parent {
-            Parent::Current => stack::current_parent(),
-            _ => None,
-        };
-        self.frame_with(named, current)
-    }
-
-    /// [`into_frame`](Self::into_frame) with the current parent already read.
-    #[inline(always)]
-    fn frame_with(
-        self,
-        named: bool,
-        current: Option<(TraceToken, Option<EndpointRef>)>,
-    ) -> Option<Frame> {
         let tracer = tracer::get()?;
         if !tracer.is_enabled() {
             return None;
         }
         let (parent, inherited) = match self.parent {
-            Parent::Current => match current {
+            Parent::Current => match stack::current_parent() {
                 Some((token, endpoint)) => (Some(token), endpoint),
                 None => (None, None),
             },

@@ -169,6 +169,19 @@ impl std::fmt::Display for MedianCi {
     }
 }
 
+/// Pairs of batches for [`interleaved_ratios`]: `TOMOGRAPH_BENCH_PAIRS`, or `default`.
+///
+/// ```
+/// let pairs = tomograph::testing::bench_pairs(60);
+/// assert!(pairs > 0 || std::env::var("TOMOGRAPH_BENCH_PAIRS").is_ok());
+/// ```
+pub fn bench_pairs(default: usize) -> usize {
+    std::env::var("TOMOGRAPH_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// One timed batch of a benchmark arm: runs the batch, returns how long it took.
 pub type Batch<'a> = Box<dyn FnMut() -> Duration + 'a>;
 
