@@ -143,6 +143,18 @@ fn interleaved<DB>(
                     })
                 }),
             ),
+            // A bare span (no tags, no remote endpoint) in its place: the span machinery alone.
+            (
+                "plain pool + bare span by hand",
+                Box::new(|| {
+                    run(rt, BATCH, async || {
+                        let span = tomograph::span("SELECT").start_detached();
+                        let value = select_one(pool, sql).await;
+                        drop(span);
+                        value
+                    })
+                }),
+            ),
         ],
     );
     eprintln!("{name} interleaved, batches of {BATCH} statements, {report}");

@@ -15,7 +15,9 @@ use crate::clock::Timestamp;
 use crate::context::stack::{self, Frame};
 use crate::context::token::TraceToken;
 use crate::error::StopError;
-use crate::model::{Endpoint, EndpointRef, Kind, Note, Span, SpanId, Tag, TagValue, Text, TraceId};
+use crate::model::{
+    Endpoint, EndpointRef, Kind, Note, Peer, Span, SpanId, Tag, TagValue, Text, TraceId,
+};
 use crate::tracer::{self, Tracer};
 
 /// Starts a span `name` at service `service` (`address`:`port`), child of the current span,
@@ -379,7 +381,9 @@ impl SpanBuilder {
             name: self.name,
             kind: self.kind,
             local_endpoint,
-            remote_endpoint: self.remote.map(|r| EndpointRef::Shared(Arc::new(r))),
+            peer: self
+                .remote
+                .map(|r| Peer::Endpoint(EndpointRef::Shared(Arc::new(r)))),
             start: Timestamp::now(),
             end: Timestamp::default(),
             annotations: ThinVec::new(),
@@ -490,7 +494,7 @@ impl SpanGuard {
 
     /// Sets the remote endpoint after start (once the peer is known).
     pub fn set_remote_endpoint(&self, remote: Endpoint) {
-        self.with(|span| span.remote_endpoint = Some(EndpointRef::Shared(Arc::new(remote))));
+        self.with(|span| span.set_remote_endpoint(EndpointRef::Shared(Arc::new(remote))));
     }
 
     /// Records a failure: an `error` tag with `message`, and a note `error`.
@@ -609,7 +613,7 @@ impl DetachedSpan {
     /// Sets the remote endpoint.
     pub fn set_remote_endpoint(&mut self, remote: Endpoint) {
         if let Some(span) = &mut self.span {
-            span.remote_endpoint = Some(EndpointRef::Shared(Arc::new(remote)));
+            span.set_remote_endpoint(EndpointRef::Shared(Arc::new(remote)));
         }
     }
 

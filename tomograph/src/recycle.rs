@@ -60,7 +60,7 @@ mod tests {
         )
         .with_tag("a", 1)
         .with_tag("b", "two");
-        let storage = span.tags().as_ptr();
+        let storage = span.tags.as_ptr();
         spans(vec![span]);
         let mut parked = Vec::new();
         let mut found = false;

@@ -477,7 +477,7 @@ fn expected_raw(span: &Span, typed: bool) -> Value {
         annotations.push(json!({"timestamp": ts + duration, "value": last, "endpoint": local}));
     }
     let mut binary = Vec::new();
-    let tags = span.tags();
+    let tags: Vec<_> = span.tags().iter().collect();
     for (i, t) in tags.iter().enumerate() {
         if tags[i + 1..].iter().any(|later| later.key == t.key) {
             continue;

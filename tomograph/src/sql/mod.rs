@@ -22,6 +22,12 @@
 //! | `db.query.parameters` | bound values, only when opted in |
 //! | `error`, `db.response.status_code` | on failure: the database's message and code |
 //!
+//! What a statement's spans have in common — the text, operation, database tags and remote
+//! endpoint — is built once per statement and interned; each span points at it and carries
+//! only its own outcome (rows, error), so a statement span costs about what a bare span does.
+//! A statement run again on the same thread is looked up in a small per-thread cache, without
+//! a lock. (Past the interning cap, 4 MiB per process, spans carry copies instead.)
+//!
 //! ```
 //! use tomograph::sql::{DbSystem, QueryText, SqlTracer};
 //! let db = SqlTracer::builder(DbSystem::Postgres)
@@ -38,11 +44,12 @@
 //! ```
 
 mod query;
+mod recent;
 
 use std::error::Error;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use self::query::{normalize, operation, truncate};
@@ -50,7 +57,9 @@ use crate::api::{self, DetachedSpan};
 use crate::clock::Timestamp;
 use crate::context::stack;
 use crate::context::token::TraceToken;
-use crate::model::{Endpoint, EndpointRef, Kind, Note, Span, SpanId, Tag, TagValue, Text};
+use crate::model::{
+    Endpoint, EndpointRef, Kind, Note, Peer, Span, SpanId, SpanTemplate, Tag, TagValue, Text,
+};
 use crate::text::intern;
 
 /// The kind of database, for the remote endpoint and `db.system.name`.
@@ -154,12 +163,17 @@ impl<'a> SqlErrorEvent<'a> {
     }
 }
 
-/// A statement's text, processed once: its operation and the text the policy records.
-/// Adapters keep one per prepared statement so repeated executions copy nothing.
+/// A statement's text, processed once: its operation, the text the policy records and the
+/// statement's tags, shared by all its spans. Adapters keep one per prepared statement so
+/// repeated executions copy nothing.
 #[derive(Debug, Clone)]
 pub struct SqlStatement {
     operation: &'static str,
     recorded: Option<Text>,
+    /// Every tag of the statement's spans but their outcome (text, operation, the database's
+    /// tags) and the remote endpoint; `None` once the interning capacity is used up, then
+    /// each span carries copies.
+    template: Option<&'static SpanTemplate>,
 }
 
 impl SqlStatement {
@@ -175,10 +189,14 @@ impl SqlStatement {
 
 #[derive(Debug)]
 struct Inner {
+    /// Tells tracers apart in the per-thread statement cache (never reused).
+    id: u64,
     system: DbSystem,
     /// Shared by every span (interned: no allocation, no reference count per statement).
     remote: EndpointRef,
     fixed_tags: Vec<Tag>,
+    /// The remote endpoint and `fixed_tags`, shared (`None` past the interning capacity).
+    base: Option<&'static SpanTemplate>,
     query_text: QueryText,
     max_query_len: usize,
     record_parameters: bool,
@@ -322,14 +340,19 @@ impl SqlTracerBuilder {
         if let Some(port) = self.port {
             fixed_tags.push(Tag::new("server.port", i64::from(port)));
         }
+        static IDS: AtomicU64 = AtomicU64::new(0);
+        let interned_remote = intern::endpoint(&remote);
+        let base = interned_remote.and_then(|r| intern::base_template(Some(r), &fixed_tags));
         SqlTracer {
             inner: Arc::new(Inner {
+                id: IDS.fetch_add(1, Ordering::Relaxed),
                 system: self.system,
-                remote: intern::endpoint(&remote).map_or_else(
+                remote: interned_remote.map_or_else(
                     || EndpointRef::Shared(Arc::new(remote.clone())),
                     EndpointRef::Static,
                 ),
                 fixed_tags,
+                base,
                 query_text: self.query_text,
                 max_query_len: self.max_query_len,
                 record_parameters: self.record_parameters,
@@ -454,24 +477,46 @@ impl SqlTracer {
         self.inner.enabled.load(Ordering::Relaxed)
     }
 
-    /// Processes `sql` once for repeated use (prepared statements).
+    /// Processes `sql` once for repeated use (prepared statements). Statements seen
+    /// recently on this thread come from a small per-thread cache.
     pub fn statement(&self, sql: &str) -> SqlStatement {
+        if let Some(known) = recent::get(self.inner.id, sql) {
+            return known;
+        }
+        let statement = self.prepare(sql);
+        recent::put(self.inner.id, sql, &statement);
+        statement
+    }
+
+    fn prepare(&self, sql: &str) -> SqlStatement {
         // Interned (or, past the interning cap, one `Arc<str>`): every span of this statement
         // shares the text without copying it or touching a reference count.
-        let shared = |text: &str| match intern::text(text) {
-            Some(interned) => Text::from_static(interned),
-            None => Text::from(Arc::<str>::from(text)),
-        };
-        let recorded = match self.inner.query_text {
-            QueryText::Off => None,
-            QueryText::Raw => Some(shared(&truncate(sql, self.inner.max_query_len))),
+        let (text, interned) = match self.inner.query_text {
+            QueryText::Off => (None, true),
+            QueryText::Raw => Self::shared(&truncate(sql, self.inner.max_query_len)),
             QueryText::Normalized => {
-                Some(shared(&truncate(&normalize(sql), self.inner.max_query_len)))
+                Self::shared(&truncate(&normalize(sql), self.inner.max_query_len))
             }
         };
+        let operation = operation(sql);
+        let template = match (self.inner.base, interned) {
+            (Some(base), true) => {
+                intern::statement_template(base, text.as_ref().map(|t| t.1), operation)
+            }
+            _ => None,
+        };
         SqlStatement {
-            operation: operation(sql),
-            recorded,
+            operation,
+            recorded: text.map(|t| t.0),
+            template,
+        }
+    }
+
+    /// `text` interned — with its `'static` form — or, past the interning cap, shared.
+    fn shared(text: &str) -> (Option<(Text, &'static str)>, bool) {
+        match intern::text(text) {
+            Some(interned) => (Some((Text::from_static(interned), interned)), true),
+            None => (Some((Text::from(Arc::<str>::from(text)), "")), false),
         }
     }
 
@@ -588,7 +633,11 @@ impl SqlTracer {
                 }
                 let mut span = builder.start_detached();
                 span.with_span(|span| {
-                    span.remote_endpoint = Some(inner.remote.clone());
+                    if let Some(template) = statement.template {
+                        span.peer = Some(Peer::Template(template));
+                        return;
+                    }
+                    span.peer = Some(Peer::Endpoint(inner.remote.clone()));
                     let wanted = inner.fixed_tags.len() + 4;
                     if span.tags.capacity() == 0 {
                         span.tags = crate::recycle::tags(wanted);
@@ -702,7 +751,14 @@ impl SqlSpan {
     /// Adds a tag to the statement's span.
     pub fn tag(&mut self, key: impl Into<Text>, value: impl Into<TagValue>) {
         if let State::Span(span) = &mut self.state {
-            span.tag(key, value);
+            span.with_span(|span| {
+                if span.tags.capacity() == 0 {
+                    // A statement's own tags are few (rows, an error); the vector comes back
+                    // from the reporter rather than being freed on its thread.
+                    span.tags = crate::recycle::tags(2);
+                }
+                span.tags.push(Tag::new(key, value));
+            });
         }
     }
 
@@ -830,6 +886,118 @@ mod tests {
             .mode(SqlMode::Annotations)
             .build();
         assert!(notes.observes(Some(token(false))));
+    }
+
+    #[test]
+    fn statement_spans_share_their_tags_through_one_template() {
+        let memory = crate::testing::memory_tracer();
+        let db = SqlTracer::builder(DbSystem::Postgres)
+            .server("127.0.0.1", Some(5432))
+            .namespace("template_test")
+            .build();
+        let trace = {
+            let _root = crate::span("template test").root().start();
+            db.start("SELECT name FROM template_test").finish();
+            db.start("SELECT name FROM template_test")
+                .finish_with_rows(3);
+            crate::get_trace_info().map(|t| t.trace_id())
+        };
+        crate::flush(Duration::from_secs(5)).expect("flushed");
+        let statements: Vec<Span> = memory
+            .spans()
+            .into_iter()
+            .filter(|s| Some(s.trace_id()) == trace && s.name() == "SELECT")
+            .collect();
+        assert_eq!(statements.len(), 2);
+        let keys = |s: &Span| {
+            s.tags()
+                .iter()
+                .map(|t| t.key.to_string())
+                .collect::<Vec<_>>()
+        };
+        let shared = [
+            "sql.query",
+            "db.query.text",
+            "db.operation.name",
+            "db.system.name",
+            "db.namespace",
+            "server.address",
+            "server.port",
+        ];
+        assert_eq!(keys(&statements[0]), shared);
+        assert_eq!(
+            keys(&statements[1]),
+            shared
+                .iter()
+                .chain(&["db.response.returned_rows"])
+                .copied()
+                .collect::<Vec<_>>()
+        );
+        for span in &statements {
+            assert_eq!(
+                span.tag("sql.query").map(ToString::to_string).as_deref(),
+                Some("SELECT name FROM template_test")
+            );
+            let remote = span.remote_endpoint().expect("the database");
+            assert_eq!(
+                (remote.service_name(), remote.port()),
+                ("postgresql", Some(5432))
+            );
+        }
+        // One template for both, and nothing copied into the spans but the outcome.
+        let template = |s: &Span| match s.peer {
+            Some(Peer::Template(t)) => std::ptr::from_ref(t),
+            _ => std::ptr::null(),
+        };
+        assert!(!template(&statements[0]).is_null());
+        assert_eq!(template(&statements[0]), template(&statements[1]));
+        assert!(statements[0].tags.is_empty());
+        assert_eq!(statements[1].tags.len(), 1);
+    }
+
+    #[test]
+    fn a_span_given_its_own_remote_endpoint_keeps_its_templates_tags() {
+        let db = SqlTracer::builder(DbSystem::MySql)
+            .namespace("keep")
+            .build();
+        let template = db.statement("DELETE FROM keep").template.expect("interned");
+        let mut span = Span::new(
+            crate::TraceId::from_u64(1).unwrap(),
+            SpanId::from_u64(1).unwrap(),
+            "DELETE",
+            Endpoint::new("svc"),
+            Timestamp::now(),
+        )
+        .with_tag("mine", 1);
+        span.peer = Some(Peer::Template(template));
+        let before: Vec<Tag> = span.tags().iter().cloned().collect();
+        span.set_remote_endpoint(EndpointRef::Shared(Arc::new(Endpoint::new("proxy"))));
+        let after: Vec<Tag> = span.tags().iter().cloned().collect();
+        assert_eq!(before, after);
+        assert_eq!(after.last().map(|t| t.key.as_str()), Some("mine"));
+        assert_eq!(
+            span.remote_endpoint().map(Endpoint::service_name),
+            Some("proxy")
+        );
+    }
+
+    #[test]
+    fn remembered_statements_belong_to_their_tracer() {
+        let raw = SqlTracer::builder(DbSystem::Sqlite).build();
+        let normalized = SqlTracer::builder(DbSystem::Sqlite)
+            .query_text(QueryText::Normalized)
+            .build();
+        let sql = "SELECT * FROM remembered WHERE a = 5";
+        for _ in 0..2 {
+            assert_eq!(raw.statement(sql).recorded_text(), Some(sql));
+            assert_eq!(
+                normalized.statement(sql).recorded_text(),
+                Some("SELECT * FROM remembered WHERE a = ?")
+            );
+        }
+        let first = raw.statement(sql).template.map(std::ptr::from_ref);
+        assert!(first.is_some());
+        assert_eq!(first, raw.statement(sql).template.map(std::ptr::from_ref));
     }
 
     #[test]

@@ -109,10 +109,7 @@ pub fn encode_span(span: &Span, out: &mut Vec<u8>) {
     if !tags.is_empty() {
         out.extend_from_slice(b",\"tags\":{");
         let mut first = true;
-        for (i, tag) in tags.iter().enumerate() {
-            if super::overridden(tags, i) {
-                continue;
-            }
+        for tag in tags.distinct() {
             if !first {
                 out.push(b',');
             }

@@ -60,7 +60,7 @@ use self::scribe::ScribeClient;
 pub use self::thrift::TagEncoding;
 use crate::config::{EnvLookup, parse_bool};
 use crate::error::{BackendError, ConfigError};
-use crate::model::{Span, Tag};
+use crate::model::Span;
 use crate::report::Backend;
 
 /// The default collector URL.
@@ -183,12 +183,6 @@ impl Decimal {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[self.start..]
     }
-}
-
-/// Whether tag `i` is set again later (Zipkin keeps one value per key: the last).
-pub(crate) fn overridden(tags: &[Tag], i: usize) -> bool {
-    let key = &tags[i].key;
-    tags[i + 1..].iter().any(|t| t.key == *key)
 }
 
 #[derive(Debug)]

@@ -232,9 +232,7 @@ fn write_span(out: &mut Vec<u8>, span: &Span, tags: TagEncoding, tails: &mut Tai
     }
 
     let all_tags = span.tags();
-    let kept = (0..all_tags.len())
-        .filter(|&i| !super::overridden(all_tags, i))
-        .count();
+    let kept = all_tags.distinct().count();
     let remote = span.remote_endpoint();
     let local_component = count == 0 && kept == 0;
     let binary_count = kept + usize::from(remote.is_some()) + usize::from(local_component);
@@ -243,10 +241,7 @@ fn write_span(out: &mut Vec<u8>, span: &Span, tags: TagEncoding, tails: &mut Tai
         o.write_field_begin(&SPAN_BINARY_ANNOTATIONS)?;
         o.write_list_begin(&TListIdentifier::new(TType::Struct, len_i32(binary_count)))?;
         if kept > 0 {
-            for (i, tag) in all_tags.iter().enumerate() {
-                if kept < all_tags.len() && super::overridden(all_tags, i) {
-                    continue;
-                }
+            for tag in all_tags.distinct() {
                 write_tag(out, &tag.key, &tag.value, tags, local, &tails.string)?;
             }
         }
