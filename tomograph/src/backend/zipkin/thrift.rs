@@ -240,7 +240,12 @@ fn write_span(out: &mut Vec<u8>, span: &Span, tags: TagEncoding, tails: &mut Tai
         let o = &mut proto(out);
         o.write_field_begin(&SPAN_BINARY_ANNOTATIONS)?;
         o.write_list_begin(&TListIdentifier::new(TType::Struct, len_i32(binary_count)))?;
-        if kept > 0 {
+        if kept == all_tags.len() {
+            // No key set twice (the usual case): no second search for repeats.
+            for tag in all_tags {
+                write_tag(out, &tag.key, &tag.value, tags, local, &tails.string)?;
+            }
+        } else {
             for tag in all_tags.distinct() {
                 write_tag(out, &tag.key, &tag.value, tags, local, &tails.string)?;
             }
