@@ -125,6 +125,14 @@ impl<DB: TracedDatabase> Call<DB> {
         }
     }
 
+    /// A `fetch_optional` ended with `result`: at most one row.
+    pub(crate) fn settle_optional(&mut self, result: &Result<Option<DB::Row>, Error>) {
+        if let Ok(Some(_)) = result {
+            self.row();
+        }
+        self.settle(result);
+    }
+
     /// The statement failed: error tags and note, `on_error` hooks, SQLSTATE where the driver
     /// gives one.
     pub(crate) fn fail(&mut self, error: &Error) {
@@ -311,15 +319,44 @@ where
             query.arguments(),
         );
         let result = target.executor.fetch_optional(query).await;
-        match &result {
-            Ok(row) => {
-                if row.is_some() {
-                    call.row();
-                }
-                call.finish();
+        call.settle_optional(&result);
+        result
+    })
+}
+
+/// `Executor::fetch_optional` of a traced pool: like [`fetch_optional`], but the connection is
+/// acquired inside the traced future, so the statement goes through as many boxed futures as
+/// an untraced one (the pool's own `fetch_optional` boxes a future that acquires and
+/// delegates). Measured: PostgreSQL `fetch_one` 1.004–1.014 instead of 1.006–1.023.
+/// (`fetch_many` still goes through the pool: its stream would have to own the connection it
+/// borrows from.)
+pub(crate) fn fetch_optional_pooled<'c, 'e, 'q, DB, E>(
+    pool: &'c sqlx::Pool<DB>,
+    tracer: &'c SqlTracer,
+    parent: Option<TraceToken>,
+    query: E,
+) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
+where
+    'c: 'e,
+    'q: 'e,
+    DB: TracedDatabase,
+    E: 'q + Execute<'q, DB>,
+{
+    if !tracer.observes(parent) {
+        return DB::pool_executor(pool).fetch_optional(query);
+    }
+    let query = Forward::new(query);
+    Box::pin(async move {
+        let mut call = Call::<DB>::start(tracer, parent, query.sql.clone(), query.arguments());
+        let result = match pool.acquire().await {
+            Ok(mut conn) => {
+                DB::connection_executor(&mut conn)
+                    .fetch_optional(query)
+                    .await
             }
-            Err(error) => call.fail(error),
-        }
+            Err(error) => Err(error),
+        };
+        call.settle_optional(&result);
         result
     })
 }
@@ -372,9 +409,19 @@ where
 
 /// Implements `sqlx::Executor` for a wrapper with an inherent
 /// `fn target(self) -> Target<'c, impl Executor<'c, Database = DB>>`, by delegating to the
-/// functions above: the four methods every sqlx executor provides, written once.
+/// functions above: the four methods every sqlx executor provides, written once. A wrapper may
+/// give its own `fetch_optional` (`fetch_optional: |this, query| …`).
 macro_rules! delegate_executor {
     (impl<$c:lifetime $(, $extra:lifetime)*> for $ty:ty) => {
+        $crate::executor::delegate_executor!(
+            impl<$c $(, $extra)*> for $ty,
+            fetch_optional: |this, query| $crate::executor::fetch_optional(this.target(), query)
+        );
+    };
+    (
+        impl<$c:lifetime $(, $extra:lifetime)*> for $ty:ty,
+        fetch_optional: |$this:ident, $query:ident| $fetch_optional:expr
+    ) => {
         impl<$c $(, $extra)*, DB: $crate::database::TracedDatabase> sqlx::Executor<$c> for $ty {
             type Database = DB;
 
@@ -400,7 +447,9 @@ macro_rules! delegate_executor {
                 $c: 'e,
                 E: 'q + sqlx::Execute<'q, DB>,
             {
-                $crate::executor::fetch_optional(self.target(), query)
+                let $this = self;
+                let $query = query;
+                $fetch_optional
             }
 
             fn prepare_with<'e>(

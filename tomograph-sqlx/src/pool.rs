@@ -143,7 +143,15 @@ impl<DB: TracedDatabase> TracedPool<DB> {
     }
 }
 
-delegate_executor!(impl<'c> for &'c TracedPool<DB>);
+delegate_executor!(
+    impl<'c> for &'c TracedPool<DB>,
+    fetch_optional: |this, query| crate::executor::fetch_optional_pooled(
+        &this.pool,
+        &this.tracer,
+        tomograph::get_trace_info(),
+        query,
+    )
+);
 
 impl<DB: TracedDatabase> Clone for TracedPool<DB> {
     fn clone(&self) -> Self {
