@@ -11,6 +11,7 @@
 //! (first poll of the returned future or stream) and ends when it completes, fails, or is
 //! dropped.
 
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -310,18 +311,12 @@ where
     if !target.tracer.observes(target.parent) {
         return target.executor.fetch_optional(query);
     }
-    let query = Forward::new(query);
-    Box::pin(async move {
-        let mut call = Call::<DB>::start(
-            target.tracer,
-            target.parent,
-            query.sql.clone(),
-            query.arguments(),
-        );
-        let result = target.executor.fetch_optional(query).await;
-        call.settle_optional(&result);
-        result
-    })
+    traced_optional(
+        target.tracer,
+        target.parent,
+        Forward::new(query),
+        move |query| target.executor.fetch_optional(query),
+    )
 }
 
 /// `Executor::fetch_optional` of a traced pool: like [`fetch_optional`], but the connection is
@@ -345,17 +340,33 @@ where
     if !tracer.observes(parent) {
         return DB::pool_executor(pool).fetch_optional(query);
     }
-    let query = Forward::new(query);
+    traced_optional(
+        tracer,
+        parent,
+        Forward::new(query),
+        move |query| async move {
+            let mut conn = pool.acquire().await?;
+            DB::connection_executor(&mut conn)
+                .fetch_optional(query)
+                .await
+        },
+    )
+}
+
+/// The traced future of a `fetch_optional`: the statement's span around `run(query)`.
+fn traced_optional<'e, DB, F>(
+    tracer: &'e SqlTracer,
+    parent: Option<TraceToken>,
+    query: Forward<DB>,
+    run: impl FnOnce(Forward<DB>) -> F + Send + 'e,
+) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
+where
+    DB: TracedDatabase,
+    F: Future<Output = Result<Option<DB::Row>, Error>> + Send + 'e,
+{
     Box::pin(async move {
         let mut call = Call::<DB>::start(tracer, parent, query.sql.clone(), query.arguments());
-        let result = match pool.acquire().await {
-            Ok(mut conn) => {
-                DB::connection_executor(&mut conn)
-                    .fetch_optional(query)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
+        let result = run(query).await;
         call.settle_optional(&result);
         result
     })

@@ -33,6 +33,16 @@ pub(crate) fn tags(capacity: usize) -> ThinVec<Tag> {
     }
 }
 
+/// Room for `wanted` more tags in `tags`: a vector handed back by the reporter when `tags`
+/// has none yet, rather than one allocated here and freed on a backend's thread.
+pub(crate) fn reserve(tags: &mut ThinVec<Tag>, wanted: usize) {
+    if tags.capacity() == 0 {
+        *tags = self::tags(wanted);
+    } else {
+        tags.reserve(wanted);
+    }
+}
+
 /// Parks the tag vectors of spans every backend is done with.
 pub(crate) fn spans(spans: Vec<Span>) {
     for mut span in spans {

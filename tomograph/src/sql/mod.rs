@@ -489,34 +489,36 @@ impl SqlTracer {
     }
 
     fn prepare(&self, sql: &str) -> SqlStatement {
-        // Interned (or, past the interning cap, one `Arc<str>`): every span of this statement
-        // shares the text without copying it or touching a reference count.
-        let (text, interned) = match self.inner.query_text {
-            QueryText::Off => (None, true),
-            QueryText::Raw => Self::shared(&truncate(sql, self.inner.max_query_len)),
+        let max = self.inner.max_query_len;
+        let normalized;
+        let text = match self.inner.query_text {
+            QueryText::Off => None,
+            QueryText::Raw => Some(truncate(sql, max)),
             QueryText::Normalized => {
-                Self::shared(&truncate(&normalize(sql), self.inner.max_query_len))
+                normalized = normalize(sql);
+                Some(truncate(&normalized, max))
             }
         };
+        // Interned (or, past the interning cap, one `Arc<str>`): every span of this statement
+        // shares the text without copying it or touching a reference count.
+        let interned = text.as_deref().map(intern::text);
+        let recorded = text.as_deref().map(|t| match interned.flatten() {
+            Some(interned) => Text::from_static(interned),
+            None => Text::from(Arc::<str>::from(t)),
+        });
         let operation = operation(sql);
-        let template = match (self.inner.base, interned) {
-            (Some(base), true) => {
-                intern::statement_template(base, text.as_ref().map(|t| t.1), operation)
-            }
-            _ => None,
+        let template = match interned {
+            // Text past the interning cap: the spans carry copies.
+            Some(None) => None,
+            text => self
+                .inner
+                .base
+                .and_then(|base| intern::statement_template(base, text.flatten(), operation)),
         };
         SqlStatement {
             operation,
-            recorded: text.map(|t| t.0),
+            recorded,
             template,
-        }
-    }
-
-    /// `text` interned — with its `'static` form — or, past the interning cap, shared.
-    fn shared(text: &str) -> (Option<(Text, &'static str)>, bool) {
-        match intern::text(text) {
-            Some(interned) => (Some((Text::from_static(interned), interned)), true),
-            None => (Some((Text::from(Arc::<str>::from(text)), "")), false),
         }
     }
 
@@ -638,12 +640,7 @@ impl SqlTracer {
                         return;
                     }
                     span.peer = Some(Peer::Endpoint(inner.remote.clone()));
-                    let wanted = inner.fixed_tags.len() + 4;
-                    if span.tags.capacity() == 0 {
-                        span.tags = crate::recycle::tags(wanted);
-                    } else {
-                        span.tags.reserve(wanted);
-                    }
+                    crate::recycle::reserve(&mut span.tags, inner.fixed_tags.len() + 4);
                     if let Some(text) = &statement.recorded {
                         span.tags.push(Tag::new("sql.query", text.clone()));
                         span.tags.push(Tag::new("db.query.text", text.clone()));
@@ -752,11 +749,8 @@ impl SqlSpan {
     pub fn tag(&mut self, key: impl Into<Text>, value: impl Into<TagValue>) {
         if let State::Span(span) = &mut self.state {
             span.with_span(|span| {
-                if span.tags.capacity() == 0 {
-                    // A statement's own tags are few (rows, an error); the vector comes back
-                    // from the reporter rather than being freed on its thread.
-                    span.tags = crate::recycle::tags(2);
-                }
+                // A statement's own tags are few (rows, an error).
+                crate::recycle::reserve(&mut span.tags, 2);
                 span.tags.push(Tag::new(key, value));
             });
         }
