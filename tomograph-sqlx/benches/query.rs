@@ -158,6 +158,33 @@ fn interleaved<DB>(
         ],
     );
     eprintln!("{name} interleaved, batches of {BATCH} statements, {report}");
+
+    // `execute` (and `fetch_all`, `fetch`) go through `fetch_many`, a stream, where the traced
+    // pool still delegates to the pool's own boxed stream.
+    let report = interleaved_ratios(
+        pairs,
+        Box::new(|| run(rt, BATCH, async || execute(pool, sql).await)),
+        vec![(
+            "traced execute",
+            Box::new(|| run(rt, BATCH, async || execute(traced, sql).await)),
+        )],
+    );
+    eprintln!("{name} execute, interleaved, batches of {BATCH} statements, {report}");
+}
+
+async fn execute<'c, DB, E>(executor: E, sql: &'static str) -> i64
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+    for<'q> <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    sqlx::query::<DB>(sql)
+        .bind(7_i64)
+        .execute(executor)
+        .await
+        .map(|_| 1)
+        .expect("the statement runs")
 }
 
 fn benches(c: &mut Criterion) {
