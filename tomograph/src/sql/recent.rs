@@ -8,8 +8,9 @@ use super::SqlStatement;
 
 /// Statements remembered per thread.
 const ENTRIES: usize = 64;
-/// Longer statements are not remembered (a bulk insert should not pin its text).
-const MAX_LEN: usize = 4096;
+/// Longer statements are not remembered (a bulk insert should not pin its text): at most
+/// 64 KiB per thread.
+const MAX_LEN: usize = 1024;
 
 struct Entry {
     tracer: u64,
