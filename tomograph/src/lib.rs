@@ -65,7 +65,8 @@ pub use error::{
     BackendError, ConfigError, FlushError, IdParseError, InitError, StopError, TokenParseError,
 };
 pub use model::{
-    Endpoint, Kind, Note, START_NOTE, STOP_NOTE, Span, SpanId, Tag, TagValue, Tags, Text, TraceId,
+    Endpoint, Kind, Note, START_NOTE, STOP_NOTE, Span, SpanId, Tag, TagValue, Tags, TagsIter, Text,
+    TraceId,
 };
 pub use report::{Backend, BackendStats, Reporter, ReporterOptions, ReporterStats};
 pub use tracer::{Tracer, flush, init, set_enabled, shutdown, stats};

@@ -312,6 +312,9 @@ pub struct Tags<'a> {
     own: &'a [Tag],
 }
 
+/// The iterator over [`Tags`]: the shared tags, then the span's own.
+pub type TagsIter<'a> = std::iter::Chain<std::slice::Iter<'a, Tag>, std::slice::Iter<'a, Tag>>;
+
 impl<'a> Tags<'a> {
     /// How many tags (a key set twice counts twice).
     pub fn len(&self) -> usize {
@@ -322,7 +325,7 @@ impl<'a> Tags<'a> {
         self.shared.is_empty() && self.own.is_empty()
     }
     /// Every tag, in the order set.
-    pub fn iter(&self) -> std::iter::Chain<std::slice::Iter<'a, Tag>, std::slice::Iter<'a, Tag>> {
+    pub fn iter(&self) -> TagsIter<'a> {
         self.shared.iter().chain(self.own.iter())
     }
     /// The last value set for `key`.
@@ -341,7 +344,7 @@ impl<'a> Tags<'a> {
 
 impl<'a> IntoIterator for Tags<'a> {
     type Item = &'a Tag;
-    type IntoIter = std::iter::Chain<std::slice::Iter<'a, Tag>, std::slice::Iter<'a, Tag>>;
+    type IntoIter = TagsIter<'a>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }

@@ -23,7 +23,7 @@ const MAX_KEPT_CAPACITY: usize = 32;
 static TAGS: LazyLock<ArrayQueue<ThinVec<Tag>>> = LazyLock::new(|| ArrayQueue::new(POOL_SIZE));
 
 /// An empty tag vector with room for at least `capacity` tags.
-pub(crate) fn tags(capacity: usize) -> ThinVec<Tag> {
+fn tags(capacity: usize) -> ThinVec<Tag> {
     match TAGS.pop() {
         Some(mut tags) => {
             tags.reserve(capacity);
