@@ -6,7 +6,8 @@
 //! the pool's `SELECT 1` checkout checks stay out of the trace. A duplicate insert shows a
 //! failed statement (an `error` tag, `error.type = UniqueViolation`) and the `on_error` hook.
 //!
-//! SQLite (a temporary file) by default; set `DATABASE_URL=postgres://…` to use PostgreSQL.
+//! SQLite (a temporary file) by default; set `DATABASE_URL=postgres://…` to use PostgreSQL
+//! (build with `--features diesel-postgres`, which links libpq).
 //! The trace is printed in the terminal; `TOMOGRAPH_BACKENDS=console,zipkin` (with
 //! `TOMOGRAPH_ZIPKIN_URL`) sends it to Zipkin too.
 
@@ -28,7 +29,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     tomograph::init(ConfigBuilder::from_env("console")?.build())?;
 
     match std::env::var("DATABASE_URL") {
+        #[cfg(feature = "diesel-postgres")]
         Ok(url) if url.starts_with("postgres") => run::<PgConnection>(&url, None)?,
+        #[cfg(not(feature = "diesel-postgres"))]
+        Ok(url) if url.starts_with("postgres") => {
+            return Err(
+                "DATABASE_URL names PostgreSQL: run with --features diesel-postgres".into(),
+            );
+        }
         _ => {
             let path = std::env::temp_dir()
                 .join(format!("tomograph_diesel_r2d2_{}.db", std::process::id()));

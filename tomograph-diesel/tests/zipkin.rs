@@ -1,5 +1,5 @@
 //! The spans of diesel statements (a transaction, a failed statement, a refused connection)
-//! are accepted by the Zipkin peer (`TOMOGRAPH_TEST_ZIPKIN_URL`, `../shared/peers/
+//! are accepted by the Zipkin peer (`TOMOGRAPH_TEST_ZIPKIN_URL`, `peers/
 //! zipkin-collector`), which validates them against Zipkin's official API spec.
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used)]

@@ -1,4 +1,4 @@
-//! The DB spans reach a Zipkin collector (`../shared/peers/zipkin-collector`, which validates
+//! The DB spans reach a Zipkin collector (`peers/zipkin-collector`, which validates
 //! every body against Zipkin's official API) without rejections, as JSON v2 and thrift v1.
 //! Needs `TOMOGRAPH_TEST_ZIPKIN_URL`; skipped (with a visible line) without it.
 #![allow(clippy::unwrap_used)]

@@ -1,4 +1,4 @@
-//! sqlx spans sent to the Zipkin peer (`../shared/peers/zipkin-collector`, URL in
+//! sqlx spans sent to the Zipkin peer (`peers/zipkin-collector`, URL in
 //! `TOMOGRAPH_TEST_ZIPKIN_URL`) are accepted — it validates every body against Zipkin's
 //! OpenAPI spec — and come back with their names, kinds, remote endpoints, tags and parents.
 //! SQLite always, PostgreSQL too when `TOMOGRAPH_TEST_POSTGRES_URL` is set. Its own binary:
@@ -115,7 +115,7 @@ async fn sqlx_spans_are_accepted_by_the_zipkin_collector() {
         .unwrap();
     traces.push((exercise(&sqlite, "sqlite").await, "sqlite"));
     #[cfg(feature = "postgres")]
-    if let Ok(url) = std::env::var("TOMOGRAPH_TEST_POSTGRES_URL") {
+    if let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_POSTGRES_URL") {
         let postgres = TracedPool::<sqlx::Postgres>::connect(&url).await.unwrap();
         traces.push((exercise(&postgres, "postgresql").await, "postgresql"));
     }

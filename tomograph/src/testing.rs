@@ -63,10 +63,18 @@ pub fn wait_for_trace(
         .collect()
 }
 
-/// The value of environment variable `var`, for a test that needs an outside service
-/// (a database URL, a collector address). When it is unset the test should return early:
-/// this prints a visible `SKIP` line — unless `TOMOGRAPH_TEST_REQUIRE_ALL=1`, where a
-/// missing variable fails the test.
+/// The value of environment variable `var`, for a test that needs an outside service (a
+/// database URL, a collector address). `scripts/test` starts every service and sets these
+/// variables, so a missing one fails the test: a test that returned early without a word
+/// would pass without testing anything.
+///
+/// A contributor without a service opts out of it explicitly: `TOMOGRAPH_TEST_SKIP` is a
+/// comma list of services (`postgres,mysql`, or `all`), where a variable's service is the
+/// first word after `TOMOGRAPH_TEST_` in lower case (`TOMOGRAPH_TEST_POSTGRES_URL` →
+/// `postgres`, `TOMOGRAPH_TEST_STATSD_ADMIN` → `statsd`). A test of an opted-out service
+/// gets `None`, prints a `SKIP` line, and appends `service<TAB>test<TAB>variable` to the
+/// file `TOMOGRAPH_TEST_SKIP_LOG` names, from which `scripts/test` counts the skipped tests
+/// by reason.
 ///
 /// ```no_run
 /// let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_POSTGRES_URL") else { return };
@@ -74,20 +82,50 @@ pub fn wait_for_trace(
 /// ```
 ///
 /// # Panics
-/// When the variable is unset and `TOMOGRAPH_TEST_REQUIRE_ALL=1`.
+/// When the variable is unset (or empty) and its service is not opted out.
 pub fn require_env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            let thread = std::thread::current();
-            let test = thread.name().unwrap_or("test");
-            if std::env::var("TOMOGRAPH_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1") {
-                panic!("{test}: {var} is not set and TOMOGRAPH_TEST_REQUIRE_ALL=1");
-            }
-            eprintln!("SKIP {test}: {var} is not set");
-            None
+    if let Ok(value) = std::env::var(var)
+        && !value.is_empty()
+    {
+        return Some(value);
+    }
+    let service = service_of(var);
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("test");
+    let skip = std::env::var("TOMOGRAPH_TEST_SKIP").unwrap_or_default();
+    if !opted_out(&skip, &service) {
+        panic!(
+            "{test}: {var} is not set. Run the tests with scripts/test (it starts every \
+             service), or opt out of {service} with TOMOGRAPH_TEST_SKIP={service}"
+        );
+    }
+    eprintln!("SKIP {test}: {service} opted out ({var} is not set)");
+    if let Some(log) = std::env::var_os("TOMOGRAPH_TEST_SKIP_LOG") {
+        use std::io::Write as _;
+        let line = format!("{service}\t{test}\t{var}\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            panic!("{test}: cannot record the skip in TOMOGRAPH_TEST_SKIP_LOG: {e}");
         }
     }
+    None
+}
+
+/// The service a `TOMOGRAPH_TEST_*` variable belongs to: its first word, lower case.
+fn service_of(var: &str) -> String {
+    let rest = var.strip_prefix("TOMOGRAPH_TEST_").unwrap_or(var);
+    rest.split('_').next().unwrap_or(rest).to_ascii_lowercase()
+}
+
+/// Whether the comma list `skip` names `service` (or `all`).
+fn opted_out(skip: &str, service: &str) -> bool {
+    skip.split(',')
+        .map(str::trim)
+        .any(|s| s.eq_ignore_ascii_case(service) || s.eq_ignore_ascii_case("all"))
 }
 
 /// A backend that accepts every batch and keeps nothing: for benchmarks (the reporter runs
@@ -234,4 +272,24 @@ pub fn interleaved_ratios(
         lines.push(format!("A/A control {m}"));
     }
     format!("{pairs} pairs: {}", lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{opted_out, service_of};
+
+    #[test]
+    fn services_of_variables() {
+        assert_eq!(service_of("TOMOGRAPH_TEST_POSTGRES_URL"), "postgres");
+        assert_eq!(service_of("TOMOGRAPH_TEST_STATSD_ADMIN"), "statsd");
+        assert_eq!(service_of("TOMOGRAPH_TEST_PEERS_DIR"), "peers");
+    }
+
+    #[test]
+    fn opt_out_lists() {
+        assert!(opted_out("postgres,mysql", "mysql"));
+        assert!(opted_out(" all ", "zipkin"));
+        assert!(!opted_out("", "zipkin"));
+        assert!(!opted_out("postgresql", "postgres"));
+    }
 }

@@ -1,6 +1,6 @@
-//! Round trips of our headers with third-party code (`../shared/peers/header-peer`):
-//! Python's own pickle for `X-Trace-Info`, py_zipkin for B3. Skipped (visibly) when the
-//! peers are not installed, unless `TOMOGRAPH_TEST_REQUIRE_ALL=1`.
+//! Round trips of our headers with third-party code (`peers/header-peer`): Python's own
+//! pickle for `X-Trace-Info`, py_zipkin for B3. Needs the installed peers
+//! (`TOMOGRAPH_TEST_PEERS_DIR`, set by `scripts/test`).
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -11,30 +11,11 @@ use serde_json::Value;
 use tomograph::propagation::{Format, Propagation, x_trace_info};
 use tomograph::{SpanId, TraceId, TraceToken};
 
-/// `header-peer`, or `None` (after a SKIP line) when the peers are not set up here.
+/// `header-peer` from the installed test peers (`TOMOGRAPH_TEST_PEERS_DIR`, set by
+/// `scripts/test`), or `None` when the peers are opted out.
 fn peer() -> Option<PathBuf> {
-    let dir = std::env::var_os("TOMOGRAPH_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers"));
-    let script = dir.join("header-peer");
-    let home = std::env::var_os("TOMOGRAPH_PEERS_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tomograph-peers"))
-        });
-    let installed = home.is_some_and(|h| h.join("venv/bin/python").exists());
-    if script.exists() && installed {
-        return Some(script);
-    }
-    let why = format!(
-        "header-peer not available at {} (run peers/setup)",
-        script.display()
-    );
-    if std::env::var("TOMOGRAPH_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1") {
-        panic!("{why} and TOMOGRAPH_TEST_REQUIRE_ALL=1");
-    }
-    eprintln!("SKIP: {why}");
-    None
+    tomograph::testing::require_env("TOMOGRAPH_TEST_PEERS_DIR")
+        .map(|dir| PathBuf::from(dir).join("header-peer"))
 }
 
 /// Runs the peer; `Ok(stdout)` on exit 0, `Err(stderr)` otherwise.

@@ -15,11 +15,9 @@ use tomograph::{
     Endpoint, Kind, Note, Reporter, ReporterOptions, Span, SpanId, Timestamp, TraceId,
 };
 
+/// The repository's test peers (`statsd-peer query` needs only python3).
 fn peers_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("TOMOGRAPH_PEERS_DIR") {
-        return dir.into();
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../peers")
 }
 
 fn query(what: &str, admin: &str) -> BTreeMap<String, Value> {

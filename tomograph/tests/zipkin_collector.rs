@@ -24,11 +24,9 @@ fn collector() -> Option<String> {
         .map(|u| u.trim_end_matches('/').to_owned())
 }
 
-fn peers_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("TOMOGRAPH_PEERS_DIR") {
-        return dir.into();
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")
+/// The installed test peers (`peers/`, set up by `scripts/test`).
+fn peers_dir() -> Option<PathBuf> {
+    tomograph::testing::require_env("TOMOGRAPH_TEST_PEERS_DIR").map(PathBuf::from)
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -501,8 +499,8 @@ fn expected_raw(span: &Span, typed: bool) -> Value {
     v
 }
 
-fn zipkin_decode_raw(bytes: &[u8]) -> Value {
-    let mut child = Command::new(peers_dir().join("zipkin-decode"))
+fn zipkin_decode_raw(peers: &std::path::Path, bytes: &[u8]) -> Value {
+    let mut child = Command::new(peers.join("zipkin-decode"))
         .arg("--raw")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -525,9 +523,7 @@ fn zipkin_decode_raw(bytes: &[u8]) -> Value {
 }
 
 fn check_raw(typed: bool) {
-    if collector().is_none() {
-        return;
-    }
+    let Some(peers) = peers_dir() else { return };
     let spans = shapes();
     let mut bytes = Vec::new();
     let encoding = if typed {
@@ -536,7 +532,7 @@ fn check_raw(typed: bool) {
         TagEncoding::Strings
     };
     encode_spans(&spans, encoding, &mut bytes);
-    let decoded = zipkin_decode_raw(&bytes);
+    let decoded = zipkin_decode_raw(&peers, &bytes);
     let decoded = decoded.as_array().expect("a list");
     assert_eq!(decoded.len(), spans.len());
     for (got, span) in decoded.iter().zip(&spans) {
