@@ -31,8 +31,8 @@ use crate::tracer::{self, Tracer};
 ///
 /// Nothing but [`stop`] ends this span: no guard owns it. When the code between `start` and
 /// `stop` panics and a thread pool catches the panic, the span is left open on the thread.
-/// The thread's **next request** closes it, with the tag `error=panicked`, reports it, and
-/// starts clean: the next `start` is a root again, not a child of the dead span. The next
+/// The thread's **next request** closes it, with the tag `error=panicked`, reports it (ending
+/// when the panic began), and starts clean: the next `start` is a root again, not a child of the dead span. The next
 /// request is the first, once the panic has been caught, of: a `start` or [`start_from`],
 /// a [`start_http`](crate::http::start_http), a request through the tower layer. Only the
 /// frames the panic left are closed: a span whose guard outlived the panic (a pool's span

@@ -178,12 +178,15 @@ fn nested_starts_left_by_a_panic_are_closed_innermost_first() {
         panic!("bad row");
     }));
     let trace = trace.lock().unwrap().unwrap().trace_id();
-    let depths = worker.call(|| {
+    // The next request comes later: the dead spans end when the panic began, not then.
+    std::thread::sleep(Duration::from_millis(20));
+    let (depths, next_request) = worker.call(|| {
+        let next_request = tomograph::Timestamp::now();
         let before = tomograph::stack_depth();
         tomograph::start("worker", "next", "", 0);
         let after = tomograph::stack_depth();
         tomograph::stop("next").unwrap();
-        (before, after)
+        ((before, after), next_request)
     });
     assert_eq!(depths, (3, 1));
     let spans = wait_for_trace(&memory, trace, 3, WAIT);
@@ -202,6 +205,11 @@ fn nested_starts_left_by_a_panic_are_closed_innermost_first() {
         );
     }
     assert!(decode.end() <= query.end() && query.end() <= request.end());
+    assert!(
+        request.end() < next_request,
+        "{:?} ends at the panic, before {next_request:?}",
+        request.end()
+    );
 }
 
 #[test]

@@ -17,7 +17,8 @@
 //!   `start_from` (whatever its parent), a `start_http`, a request through the tower layer.
 //! - Settling: the frames still on the stack that were there when the panic began are those
 //!   the unwinding did not end. Of them, the innermost run of unowned frames is dead — their
-//!   owners unwound — and is closed with `error=panicked`, innermost first, and reported.
+//!   owners unwound — and is closed with `error=panicked`, innermost first, and reported;
+//!   each ends when the panic began, not when it was found.
 //!   An owned frame (a guard's, a future's) that survived the unwinding is alive, and so is
 //!   everything below it: settling stops there. So a pool that keeps a guard open around its
 //!   jobs, or a request opened by a guard that catches a panic inside itself, keeps its span.
@@ -38,6 +39,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
 
+use crate::clock::Timestamp;
 use crate::context::stack::{self, Frame};
 use crate::context::token::TraceToken;
 
@@ -52,13 +54,15 @@ struct Snapshot {
     /// busy: the panic began inside a closure that ran on a span, such as a lazy tag's).
     marks: Vec<(TraceToken, bool)>,
     complete: bool,
+    /// When the panic began: where the spans it left end.
+    at: Timestamp,
 }
 
 thread_local! {
     /// A panic began on this thread with frames on its stack, and no request has settled it.
     static PENDING: Cell<bool> = const { Cell::new(false) };
     static AT_PANIC: RefCell<Snapshot> = const {
-        RefCell::new(Snapshot { marks: Vec::new(), complete: true })
+        RefCell::new(Snapshot { marks: Vec::new(), complete: true, at: Timestamp::from_unix_nanos(0) })
     };
 }
 
@@ -99,6 +103,7 @@ fn note_panic() {
     let _ = AT_PANIC.try_with(|snapshot| {
         if let Ok(mut snapshot) = snapshot.try_borrow_mut() {
             let snapshot = &mut *snapshot;
+            snapshot.at = Timestamp::now();
             snapshot.marks.clear();
             snapshot.complete = stack::marks_into(&mut snapshot.marks);
             if !snapshot.complete {
@@ -130,13 +135,18 @@ fn settle() {
     let dead = AT_PANIC
         .try_with(|snapshot| {
             let snapshot = snapshot.try_borrow().ok()?;
-            stack::split_off_with(|frames| dead_from(frames, survivors(frames, &snapshot)))
+            let dead =
+                stack::split_off_with(|frames| dead_from(frames, survivors(frames, &snapshot)))?;
+            Some((dead, snapshot.at))
         })
         .ok()
         .flatten();
-    if let Some(dead) = dead {
+    if let Some((dead, at)) = dead {
         let _ = PENDING.try_with(|p| p.set(false));
-        close(dead, PANICKED);
+        // Innermost first, so that children end before their parents.
+        for frame in dead.into_iter().rev() {
+            frame.abandon(PANICKED, Some(at));
+        }
     }
 }
 
@@ -175,18 +185,12 @@ fn dead_from(frames: &[Frame], survivors: usize) -> Option<usize> {
     )
 }
 
-/// Ends `frames` innermost first, so that children end before their parents.
-fn close(frames: Vec<Frame>, reason: &'static str) {
-    for frame in frames.into_iter().rev() {
-        frame.abandon(reason);
-    }
-}
-
 /// Closes every frame on this thread's span stack and returns how many there were: for a
 /// thread pool or a server loop to call between jobs, where no span of a job can be open.
 ///
-/// Recorded spans among them are reported with `error=panicked` when a panic began on this
-/// thread while they were open, else with `error=abandoned` (a job that returned without
+/// Recorded spans among them are reported with `error=panicked` (ending when the panic began)
+/// when a panic began on this thread while they were open, else with `error=abandoned`
+/// (ending now) (a job that returned without
 /// [`stop`](crate::stop), a guard that was leaked). The next request on a thread closes the
 /// frames a caught panic left anyway (see [`start`](crate::start)); this is the sure way, also
 /// for frames no panic left, and costs nothing when the stack is empty.
@@ -215,15 +219,22 @@ pub fn reset_thread() -> usize {
     }
     let count = frames.len();
     let pending = PENDING.try_with(|p| p.replace(false)).unwrap_or(false);
-    let panicked = if pending {
+    let (panicked, at) = if pending {
         AT_PANIC
-            .try_with(|s| s.try_borrow().map_or(0, |s| survivors(&frames, &s)))
-            .unwrap_or(0)
+            .try_with(|s| {
+                s.try_borrow()
+                    .map_or((0, None), |s| (survivors(&frames, &s), Some(s.at)))
+            })
+            .unwrap_or((0, None))
     } else {
-        0
+        (0, None)
     };
     for (i, frame) in frames.into_iter().enumerate().rev() {
-        frame.abandon(if i < panicked { PANICKED } else { ABANDONED });
+        if i < panicked {
+            frame.abandon(PANICKED, at);
+        } else {
+            frame.abandon(ABANDONED, None);
+        }
     }
     count
 }

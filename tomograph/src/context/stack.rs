@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use crate::clock::Timestamp;
 use crate::context::token::{PackedToken, TraceToken};
 use crate::error::StopError;
-use crate::model::{EndpointRef, Span, SpanId, Text};
+use crate::model::{EndpointRef, Note, Span, SpanId, Tag, Text};
 
 /// One entry of the stack. A recording frame is just its span (its token is derived from it),
 /// so that a frame is no larger than a span and moves in as few bytes as possible.
@@ -96,12 +96,15 @@ impl Frame {
         }
     }
 
-    /// Ends a frame whose owner is gone, marked as an error with `reason`.
+    /// Ends a frame whose owner is gone at `end` (when known, the moment its owner panicked,
+    /// rather than when the frame was found), marked as an error with `reason`.
     #[cold]
-    pub(crate) fn abandon(self, reason: &'static str) {
+    pub(crate) fn abandon(self, reason: &'static str, end: Option<Timestamp>) {
         if let Frame::Recording(mut span) = self {
-            span.end = Timestamp::now();
-            crate::api::record_error_on(&mut span, reason.to_owned());
+            let end = end.map_or_else(Timestamp::now, |end| end.max(span.start));
+            span.end = end;
+            span.annotations.push(Note::new(end, "error"));
+            span.tags.push(Tag::new("error", reason));
             crate::tracer::report(span);
         }
     }
