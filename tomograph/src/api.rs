@@ -12,6 +12,7 @@ use std::sync::Arc;
 use thin_vec::ThinVec;
 
 use crate::clock::Timestamp;
+use crate::context::abandoned;
 use crate::context::stack::{self, Frame};
 use crate::context::token::TraceToken;
 use crate::error::StopError;
@@ -25,6 +26,38 @@ use crate::tracer::{self, Tracer};
 ///
 /// `address` is an IP address; anything else (a host name, "") leaves the endpoint's address
 /// unset. Port 0 means unknown.
+///
+/// # Panics and early returns
+///
+/// Nothing but [`stop`] ends this span: no guard owns it. When the code between `start` and
+/// `stop` panics and a thread pool catches the panic, the span is left open on the thread.
+/// The thread's **next request** closes it, with the tag `error=panicked`, reports it (ending
+/// when the panic began), and starts clean: the next `start` is a root again, not a child of the dead span. The next
+/// request is the first, once the panic has been caught, of: a `start` or [`start_from`],
+/// a [`start_http`](crate::http::start_http), a request through the tower layer. Only the
+/// frames the panic left are closed: a span whose guard outlived the panic (a pool's span
+/// around its jobs) stays open, and so does everything below it. (A request opened with
+/// `start` that catches a panic inside itself and carries on is taken as over; open it with a
+/// guard.) A `start` left open by an early return (`?`) without a panic is not detected: the
+/// thread's next spans become its children, until [`reset_thread`](crate::reset_thread),
+/// which a pool can call between jobs.
+///
+/// Prefer a guard ([`span`]`(name).start()`): it ends the span on every path out of the
+/// scope, early returns and panics included, with nothing left for the next request.
+///
+/// ```
+/// # tomograph::init(tomograph::Config::builder().build()).unwrap();
+/// let job = std::panic::catch_unwind(|| {
+///     tomograph::start("worker", "job 1", "127.0.0.1", 0);
+///     panic!("bug in job 1");
+/// });
+/// assert!(job.is_err());
+/// assert_eq!(tomograph::stack_depth(), 1, "job 1's span is still open");
+///
+/// tomograph::start("worker", "job 2", "127.0.0.1", 0); // closes "job 1" (error=panicked)
+/// assert_eq!(tomograph::stack_depth(), 1);
+/// tomograph::stop("job 2").unwrap();
+/// ```
 ///
 /// ```
 /// # tomograph::init(tomograph::Config::builder().build()).unwrap();
@@ -285,8 +318,13 @@ impl SpanBuilder {
 
     /// The seed's `start`: the span stays on the stack until `stop(name)`. An unsampled span
     /// gets a frame of its own too, so that `stop(name)` finds it.
+    ///
+    /// Each is the next request on this thread when a panic was caught here: first the frames
+    /// it left are closed (see [`crate::context::abandoned`]).
     fn start_on_stack(self) {
+        abandoned::next_request();
         if let Some(frame) = self.into_frame(true) {
+            abandoned::watch_panics();
             stack::push(frame);
         }
     }
@@ -327,7 +365,8 @@ impl SpanBuilder {
     /// The frame for this span. An unsampled child records nothing and needs no id of its
     /// own: unless `named` (the seed API, whose `stop(name)` must find it), it is a link to
     /// its parent, which is what it would propagate anyway — so unsampled spans cost next to
-    /// nothing.
+    /// nothing. A `named` frame is also unowned (no guard ends it; see
+    /// [`Frame::is_unowned`]).
     pub(crate) fn into_frame(self, named: bool) -> Option<Frame> {
         let tracer = tracer::get()?;
         if !tracer.is_enabled() {
@@ -371,6 +410,7 @@ impl SpanBuilder {
             return Some(Frame::Unsampled {
                 token,
                 name: self.name,
+                unowned: named,
             });
         }
         let local_endpoint = resolve_endpoint(tracer, self.endpoint, inherited);
@@ -391,6 +431,7 @@ impl SpanBuilder {
             debug,
             shared: self.shared,
             remote_parent,
+            unowned: named,
         };
         Some(Frame::Recording(span))
     }
@@ -634,6 +675,7 @@ impl DetachedSpan {
             None if self.owns_id => Frame::Unsampled {
                 token,
                 name: Text::from_static(""),
+                unowned: false,
             },
             None => {
                 return SpanGuard {

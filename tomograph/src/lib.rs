@@ -59,6 +59,7 @@ pub use api::{
 pub use backend::{ConsoleBackend, LogBackend, MemoryBackend};
 pub use clock::Timestamp;
 pub use config::{BACKEND_NAMES, Config, ConfigBuilder, EnvLookup};
+pub use context::abandoned::reset_thread;
 pub use context::future::{FutureExt, Traced};
 pub use context::token::TraceToken;
 pub use error::{

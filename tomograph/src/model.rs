@@ -545,6 +545,10 @@ pub struct Span {
     pub(crate) debug: bool,
     pub(crate) shared: bool,
     pub(crate) remote_parent: bool,
+    /// Inside the tracer: the span's stack frame is owned by no guard (the seed API opened
+    /// it), so a panic can leave it behind. Lives here, in the span's padding, so that a
+    /// frame stays no larger than its span.
+    pub(crate) unowned: bool,
 }
 
 impl Span {
@@ -571,6 +575,7 @@ impl Span {
             debug: false,
             shared: false,
             remote_parent: false,
+            unowned: false,
         }
     }
 

@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use crate::clock::Timestamp;
 use crate::context::token::{PackedToken, TraceToken};
 use crate::error::StopError;
-use crate::model::{EndpointRef, Span, SpanId, Text};
+use crate::model::{EndpointRef, Note, Span, SpanId, Tag, Text};
 
 /// One entry of the stack. A recording frame is just its span (its token is derived from it),
 /// so that a frame is no larger than a span and moves in as few bytes as possible.
@@ -18,8 +18,12 @@ pub(crate) enum Frame {
     /// A sampled span being recorded.
     Recording(Span),
     /// A span that is not sampled: it has ids (so its children and downstream services
-    /// continue the trace) but records nothing.
-    Unsampled { token: TraceToken, name: Text },
+    /// continue the trace) but records nothing. `unowned` as [`Span`]'s field of that name.
+    Unsampled {
+        token: TraceToken,
+        name: Text,
+        unowned: bool,
+    },
     /// Not a span of this stack: the context a task or thread continues (a parent to attach
     /// children to). Never reported, never stopped by name.
     Link(TraceToken),
@@ -44,6 +48,22 @@ impl Frame {
     /// Whether the frame is a link rather than a span of its own.
     pub(crate) fn is_link(&self) -> bool {
         matches!(self, Frame::Link(_))
+    }
+
+    /// Whether nothing owns this frame but the stack: the seed API (`start`, `start_from`,
+    /// `start_http`) opened it and only `stop(name)` ends it, so a panic leaves it behind.
+    /// Guards' and futures' frames are owned: their owners end them, also when unwinding.
+    pub(crate) fn is_unowned(&self) -> bool {
+        match self {
+            Frame::Recording(span) => span.unowned,
+            Frame::Unsampled { unowned, .. } => *unowned,
+            Frame::Link(_) => false,
+        }
+    }
+
+    /// What tells this frame from any other on a stack (for [`super::abandoned`]'s snapshot).
+    pub(crate) fn mark(&self) -> (TraceToken, bool) {
+        (self.token(), self.is_link())
     }
 
     fn name(&self) -> Option<&str> {
@@ -72,6 +92,19 @@ impl Frame {
             if std::thread::panicking() {
                 crate::api::record_panic(&mut span);
             }
+            crate::tracer::report(span);
+        }
+    }
+
+    /// Ends a frame whose owner is gone at `end` (when known, the moment its owner panicked,
+    /// rather than when the frame was found), marked as an error with `reason`.
+    #[cold]
+    pub(crate) fn abandon(self, reason: &'static str, end: Option<Timestamp>) {
+        if let Frame::Recording(mut span) = self {
+            let end = end.map_or_else(Timestamp::now, |end| end.max(span.start));
+            span.end = end;
+            span.annotations.push(Note::new(end, "error"));
+            span.tags.push(Tag::new("error", reason));
             crate::tracer::report(span);
         }
     }
@@ -248,7 +281,36 @@ pub(crate) fn uninstall(base: usize, frames: &mut Vec<Frame>) {
     });
 }
 
+/// The marks of this thread's frames, outermost first, into `out`; false when the stack is
+/// busy (borrowed by a closure that runs on a span, such as a lazy tag's).
+pub(crate) fn marks_into(out: &mut Vec<(TraceToken, bool)>) -> bool {
+    with_stack(|s| out.extend(s.iter().map(Frame::mark))).is_some()
+}
+
+/// Removes the frames from the index `from` returns up (`None`: none, and `None` back; so
+/// also when the stack is busy).
+pub(crate) fn split_off_with(from: impl FnOnce(&[Frame]) -> Option<usize>) -> Option<Vec<Frame>> {
+    with_stack_mut(|s| from(s).map(|at| s.split_off(at.min(s.len())))).flatten()
+}
+
 /// Number of frames on this thread's stack (for tests and diagnostics).
 pub(crate) fn depth() -> usize {
     with_stack(|s| s.len()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_no_larger_than_its_span() {
+        // The ownership flag lives in the span's padding, not beside it.
+        assert_eq!(
+            std::mem::size_of::<Frame>(),
+            std::mem::size_of::<Span>(),
+            "{} vs {}",
+            std::mem::size_of::<Frame>(),
+            std::mem::size_of::<Span>()
+        );
+    }
 }

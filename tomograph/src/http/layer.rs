@@ -16,6 +16,7 @@ use tower_service::Service;
 use super::{Host, method_text, server_frame};
 use crate::api::{record_error_on, span};
 use crate::config::EnvLookup;
+use crate::context::abandoned;
 use crate::context::future::{Traced, in_frames};
 use crate::context::stack::Frame;
 use crate::model::{Endpoint, Kind, Span, Tag, Text, TraceId};
@@ -168,6 +169,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // A new request on this thread: first close what a caught panic left on its stack.
+        abandoned::next_request();
         let (parts, body) = request.into_parts();
         let route = route(&parts.extensions).map(str::to_owned);
         let name = match &self.layer.name {

@@ -38,6 +38,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use http::{HeaderMap, Method, Request};
 
 use crate::api::{SpanBuilder, span};
+use crate::context::abandoned;
 use crate::context::stack::{self, Frame};
 use crate::context::token::TraceToken;
 use crate::model::{Endpoint, Kind, SpanId, Text, TraceId};
@@ -50,6 +51,12 @@ use crate::propagation::{self, Extracted};
 /// The span's endpoint is `service` at the request's `Host` (IP address and port when the
 /// host is an IP literal; `Host` with or without a port, IPv6 in brackets). It is tagged
 /// `http.method` and `http.path`.
+///
+/// A request starts here: when the thread's previous request panicked and the panic was
+/// caught (by the server's thread pool or runtime), the spans that panic left open are
+/// closed with `error=panicked` and reported first (see [`start`](crate::start)). A guard
+/// (the tower layer, or [`span`](crate::span)`(name).kind(Kind::Server).start()`) leaves
+/// nothing behind in the first place.
 ///
 /// ```
 /// # tomograph::init(tomograph::Config::builder().build()).unwrap();
@@ -73,7 +80,9 @@ pub fn start_http<B>(service: impl Into<Text>, name: impl Into<Text>, request: &
         .tag("http.method", method_text(request.method()))
         .tag("http.path", request.uri().path().to_owned());
     let parent = propagation::extract(request.headers());
+    abandoned::next_request();
     if let Some(frame) = server_frame(parent.as_ref(), builder, true) {
+        abandoned::watch_panics();
         stack::push(frame);
     }
 }
