@@ -112,7 +112,7 @@ pub enum ConfigError {
 /// ```
 /// use tomograph::{FlushError, Loss};
 /// let e = FlushError::Lost { loss: Loss::default(), source: None };
-/// assert_eq!(e.to_string(), "0 span(s) lost since the previous flush");
+/// assert_eq!(e.to_string(), "0 span(s) lost (since the previous flush)");
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -134,7 +134,7 @@ pub enum FlushError {
     },
     /// Spans were lost since the previous flush or shutdown (queue full, peer failing,
     /// refused, cut).
-    #[error("{loss} since the previous flush")]
+    #[error("{loss} (since the previous flush)")]
     Lost {
         /// How many, per reason and backend.
         loss: Loss,

@@ -37,8 +37,11 @@
 //!
 //! The queue is allocated when the reporter starts: `queue_capacity` slots of
 //! `size_of::<Span>() + 8` bytes (136 bytes: 8.9 MB for the default 65 536). A queued span's
-//! heap — its tag vector and the tag values that are not `'static` — comes on top; spans of a
-//! SQL statement with eight tags took ≈ 500 bytes more each (measurements in BENCHMARKS.md).
+//! heap — its tag vector and the tag values that are not `'static` — comes on top: ≈ 224 bytes
+//! for a SQL client span with three tags, so ≈ 360 bytes a queued span and ≈ 24 MB for a full
+//! default queue; a process holding a full queue measured +34 MB peak RSS, and one reporting
+//! 1 M spans with the collector down +56 MB (the queue and the retry buffer full; numbers in
+//! BENCHMARKS.md, "Delivery path").
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
