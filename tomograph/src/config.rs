@@ -9,7 +9,7 @@
 //! | `TOMOGRAPH_SAMPLE_RATE` | 0.0–1.0, decided at each trace's root | `1.0` |
 //! | `TOMOGRAPH_ENABLED` | `false` starts with tracing switched off | `true` |
 //! | `TOMOGRAPH_TRACE_ID_128BIT` | `true` makes new trace ids 128 bits wide | `false` |
-//! | `TOMOGRAPH_QUEUE_CAPACITY` | finished spans waiting to be reported, at most | `16384` |
+//! | `TOMOGRAPH_QUEUE_CAPACITY` | finished spans waiting to be reported, at most (the one buffer a slow collector fills; 136 bytes a slot, allocated at start) | `65536` |
 //! | `TOMOGRAPH_BATCH_SIZE` | spans per batch | `512` |
 //! | `TOMOGRAPH_BATCH_INTERVAL_MS` | longest a span waits for its batch | `500` |
 //! | `TOMOGRAPH_MAX_RETRIES` | retries of a failed batch before it is dropped | `5` |

@@ -69,7 +69,9 @@ pub use model::{
     Endpoint, Kind, Note, START_NOTE, STOP_NOTE, Span, SpanId, Tag, TagValue, Tags, TagsIter, Text,
     TraceId,
 };
-pub use report::{Backend, BackendStats, Reporter, ReporterOptions, ReporterStats};
+pub use report::{
+    Backend, BackendStats, Delivery, Loss, Rejection, Reporter, ReporterOptions, ReporterStats,
+};
 pub use tracer::{Tracer, flush, init, set_enabled, shutdown, stats};
 
 /// Traces a function: each call is a span (`#[traced]`, or `#[traced("service", "name")]`

@@ -1,24 +1,71 @@
-//! The reporting pipeline: stopping a span never blocks on I/O.
+//! The reporting pipeline: stopping a span never blocks on I/O, and every span is accounted
+//! for.
 //!
-//! Finished spans go into a bounded lock-free queue. One dispatcher thread drains it — when a
-//! batch's worth is waiting, or every interval — and hands each batch to every backend. Each
-//! backend runs on a thread of its own with a small bounded inbox, so a collector that hangs
-//! delays only itself; a failed batch is retried with capped exponential backoff, a bounded
-//! number of times. A full queue drops the span and counts it (and warns once); a full
-//! backend inbox drops the batch for that backend and counts it. [`Reporter::flush`] and
-//! [`Reporter::shutdown`] deliver what was queued before them, waiting at most their timeout.
+//! Finished spans go into one bounded lock-free queue ([`ReporterOptions::queue_capacity`]).
+//! One dispatcher thread drains it — when a batch's worth is waiting, or every interval — and
+//! hands each batch to every backend. Each backend runs on a thread of its own behind an inbox
+//! of two batches.
+//!
+//! - A backend whose peer is **up but slower** than the application applies back-pressure:
+//!   the dispatcher waits for room in its inbox, so the spans wait in the application queue —
+//!   the one buffer — and nothing is dropped until that queue is full. The application thread
+//!   never waits: [`Reporter::report`] is a lock-free push that drops (and counts) when the
+//!   queue is full.
+//! - A backend whose peer is **failing** (down, 5xx, timing out) keeps its pending batches in a
+//!   retry buffer of [`ReporterOptions::backend_buffer_spans`] and retries them with capped
+//!   exponential backoff, a bounded number of times; meanwhile the dispatcher does not wait for
+//!   it (other backends keep receiving), and what does not fit is dropped and counted.
+//! - A peer that **refuses** data (a 4xx) is not retried with the same bytes; a backend may
+//!   split the batch to deliver what the peer accepts ([`Backend::deliver`], the Zipkin backend
+//!   bisects on 400).
+//!
+//! # The account
+//!
+//! Every span [`report`](Reporter::report)ed is either refused at the door (queue full, or the
+//! reporter shut down: [`ReporterStats::dropped`]) or *accepted*; and, for every backend, every
+//! accepted span is delivered, lost for one named reason, or still queued:
+//!
+//! `accepted = sent + dropped + failed + rejected + cut + queued` (each of
+//! [`BackendStats`]), exact whenever the reporter is quiet (after a flush returned, after
+//! shutdown) and within the spans in motion otherwise.
+//!
+//! [`Reporter::flush`] and [`Reporter::shutdown`] return [`FlushError::Lost`] when spans were
+//! lost **since the previous flush or shutdown** (or since start), with the count per reason
+//! and the backend's last error as the source, so a flush after a burst tells of its losses.
+//!
+//! # Memory
+//!
+//! The queue is allocated when the reporter starts: `queue_capacity` slots of
+//! `size_of::<Span>() + 8` bytes (136 bytes: 8.9 MB for the default 65 536). A queued span's
+//! heap — its tag vector and the tag values that are not `'static` — comes on top: ≈ 224 bytes
+//! for a SQL client span with three tags, so ≈ 360 bytes a queued span and ≈ 24 MB for a full
+//! default queue; a process holding a full queue measured +34 MB peak RSS, and one reporting
+//! 1 M spans with the collector down +56 MB (the queue and the retry buffer full; numbers in
+//! BENCHMARKS.md, "Delivery path").
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use crossbeam_queue::ArrayQueue;
 
 use crate::error::{BackendError, FlushError};
 use crate::model::Span;
+
+/// Batches waiting in a healthy backend's inbox, at most (two waiting while it sends a third);
+/// beyond, the dispatcher waits.
+const INBOX_BATCHES: usize = 2;
+/// Rejection reasons kept apart per backend in [`BackendStats::rejections`].
+const MAX_REASONS: usize = 16;
+/// Rejection reasons logged per backend (each once).
+const MAX_LOGGED_REASONS: usize = 64;
+/// How long the dispatcher waits for a backend's inbox before it looks again (a backend
+/// taking a batch wakes it earlier) — whether there is room, whether the backend started
+/// failing, whether a shutdown cut the account.
+const HAND_OFF_SLICE: Duration = Duration::from_millis(20);
 
 /// A destination for finished spans. Implement it to send spans anywhere; the reporter calls
 /// it from a thread of its own, so blocking I/O is fine.
@@ -40,12 +87,80 @@ pub trait Backend: Send + std::fmt::Debug + 'static {
     fn name(&self) -> &str;
 
     /// Delivers one batch. A [retryable](BackendError::retryable) error makes the reporter try
-    /// the same batch again later.
+    /// the same batch again later; a [permanent](BackendError::permanent) one counts the batch
+    /// as rejected.
     fn send(&mut self, spans: &[Span]) -> Result<(), BackendError>;
+
+    /// Delivers one batch and says what became of each part of it, for backends that can
+    /// deliver part of a batch (the Zipkin backend splits a batch its collector refuses). The
+    /// default calls [`send`](Backend::send): all delivered, or all covered by its error.
+    fn deliver(&mut self, spans: &[Span]) -> Delivery {
+        Delivery::from_result(spans.len(), self.send(spans))
+    }
 
     /// Pushes out anything the backend buffers itself. Called by flush and shutdown.
     fn flush(&mut self) -> Result<(), BackendError> {
         Ok(())
+    }
+}
+
+/// What became of a batch handed to [`Backend::deliver`].
+///
+/// The spans counted in [`delivered`](Delivery::delivered) and
+/// [`rejected`](Delivery::rejected) are the first ones of the batch, in order; the rest, if
+/// any, are covered by [`error`](Delivery::error): retried later when it is retryable,
+/// counted as rejected when it is permanent, counted as delivered when there is no error.
+///
+/// ```
+/// use tomograph::{BackendError, Delivery};
+/// let mut d = Delivery::delivered(3);
+/// d.reject("collector answered 400: duplicate annotation", 1);
+/// d.error = Some(BackendError::retryable(std::io::Error::other("connection reset")));
+/// assert_eq!(d.resolved(), 4); // the batch's first four spans; the rest is retried
+/// ```
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// Spans the peer accepted.
+    pub delivered: usize,
+    /// Spans the peer refused for good, by reason (the peer's own words).
+    pub rejected: Vec<(String, usize)>,
+    /// Why the rest of the batch was not delivered.
+    pub error: Option<BackendError>,
+}
+
+impl Delivery {
+    /// `n` spans delivered.
+    pub fn delivered(n: usize) -> Self {
+        Self {
+            delivered: n,
+            ..Self::default()
+        }
+    }
+
+    /// The whole batch of `len` spans delivered, or covered by the error.
+    pub fn from_result(len: usize, result: Result<(), BackendError>) -> Self {
+        match result {
+            Ok(()) => Self::delivered(len),
+            Err(e) => Self {
+                error: Some(e),
+                ..Self::default()
+            },
+        }
+    }
+
+    /// Counts `spans` more refused for `reason` (merged with an earlier identical reason).
+    pub fn reject(&mut self, reason: impl Into<String>, spans: usize) {
+        let reason = reason.into();
+        match self.rejected.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += spans,
+            None => self.rejected.push((reason, spans)),
+        }
+    }
+
+    /// Spans delivered or rejected: the first ones of the batch.
+    pub fn resolved(&self) -> usize {
+        self.delivered + self.rejected.iter().map(|(_, n)| n).sum::<usize>()
     }
 }
 
@@ -71,7 +186,7 @@ pub struct ReporterOptions {
 impl Default for ReporterOptions {
     fn default() -> Self {
         Self {
-            queue_capacity: 16_384,
+            queue_capacity: 65_536,
             batch_size: 512,
             batch_interval: Duration::from_millis(500),
             max_retries: 5,
@@ -83,7 +198,10 @@ impl Default for ReporterOptions {
 }
 
 impl ReporterOptions {
-    /// Finished spans waiting for the dispatcher, at most (beyond: dropped, counted).
+    /// Finished spans waiting for the backends, at most (beyond: dropped, counted in
+    /// [`ReporterStats::queue_full`]). The one buffer a slow peer fills; allocated at start,
+    /// 136 bytes a slot. Default 65 536 (8.9 MB): a burst of 50 000 spans to a healthy but
+    /// slower collector loses nothing.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n.max(1);
         self
@@ -109,7 +227,9 @@ impl ReporterOptions {
         self.max_backoff = max.max(initial);
         self
     }
-    /// Spans a backend may hold for retry while its peer is down (beyond: oldest dropped).
+    /// Spans a backend holds for retry while its peer is failing (beyond: newer batches dropped,
+    /// counted in [`BackendStats::dropped`]). A healthy peer, however slow, never fills it:
+    /// it holds back the dispatcher instead. Default 16 384.
     pub fn backend_buffer_spans(mut self, n: usize) -> Self {
         self.backend_buffer_spans = n.max(1);
         self
@@ -128,82 +248,275 @@ impl ReporterOptions {
     }
 }
 
-/// Counters of one backend.
+/// Spans a backend's peer refused for one reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rejection {
+    /// The peer's reason, as first given (e.g. the collector's 400 answer).
+    pub reason: String,
+    /// Spans refused for it.
+    pub spans: u64,
+}
+
+/// Counters of one backend. For each backend, `accepted` ([`ReporterStats::accepted`]) =
+/// `sent + dropped + failed + rejected + cut + queued`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BackendStats {
     /// The backend's name.
     pub name: String,
     /// Spans delivered.
     pub sent: u64,
-    /// Spans dropped because the backend was too far behind (inbox or retry buffer full).
+    /// Spans dropped because the backend's peer was failing and its retry buffer
+    /// ([`ReporterOptions::backend_buffer_spans`]) or its inbox was full.
     pub dropped: u64,
-    /// Spans given up on after their retries, or refused by the peer.
+    /// Spans given up on after their retries.
     pub failed: u64,
-    /// Delivery attempts that failed (each retry counts).
+    /// Spans the peer refused (a 4xx from a collector), not retried.
+    pub rejected: u64,
+    /// Spans not yet delivered when a shutdown's deadline passed (cut from the account).
+    pub cut: u64,
+    /// Spans accepted and not yet delivered or lost by this backend: in the queue, its inbox,
+    /// its retry buffer or in flight.
+    pub queued: u64,
+    /// Delivery attempts that failed or were refused (each retry counts).
     pub errors: u64,
+    /// [`rejected`](BackendStats::rejected), by reason (at most 16 reasons; later reasons
+    /// are added to the last one).
+    pub rejections: Vec<Rejection>,
+}
+
+impl BackendStats {
+    /// Spans lost, for every reason: `dropped + failed + rejected + cut`.
+    pub fn lost(&self) -> u64 {
+        self.dropped + self.failed + self.rejected + self.cut
+    }
 }
 
 /// Counters of the reporter.
+///
+/// ```
+/// use tomograph::{MemoryBackend, Reporter, ReporterOptions, Span, SpanId, TraceId, Endpoint, Timestamp};
+/// use std::time::Duration;
+/// let reporter = Reporter::start(vec![Box::new(MemoryBackend::new())], ReporterOptions::default()).unwrap();
+/// reporter.report(Span::new(TraceId::from_u64(1).unwrap(), SpanId::from_u64(1).unwrap(), "x", Endpoint::new("svc"), Timestamp::now()));
+/// reporter.flush(Duration::from_secs(5)).unwrap();
+/// let stats = reporter.stats();
+/// let memory = &stats.backends[0];
+/// assert_eq!(stats.accepted, memory.sent + memory.lost() + memory.queued);
+/// assert_eq!((stats.accepted, memory.sent, stats.dropped), (1, 1, 0));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReporterStats {
     /// Spans accepted into the queue.
     pub accepted: u64,
-    /// Spans dropped because the queue was full (or the reporter shut down).
+    /// Spans refused at the door: `queue_full + after_shutdown`.
     pub dropped: u64,
+    /// Spans dropped because the queue was full.
+    pub queue_full: u64,
+    /// Spans reported after shutdown.
+    pub after_shutdown: u64,
     /// Spans waiting in the queue now.
     pub queued: usize,
     /// Per backend.
     pub backends: Vec<BackendStats>,
 }
 
+/// Spans lost in some interval (since the previous flush or shutdown), per reason: what a
+/// [`FlushError`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Loss {
+    /// Dropped because the queue was full.
+    pub queue_full: u64,
+    /// Reported after shutdown.
+    pub after_shutdown: u64,
+    /// Per backend that lost any: its losses in the interval (`sent`, `queued` and `errors`
+    /// are left at zero).
+    pub backends: Vec<BackendStats>,
+}
+
+impl Loss {
+    /// Every span lost: refused at the door plus each backend's losses (a span lost by two
+    /// backends counts twice).
+    pub fn total(&self) -> u64 {
+        self.queue_full
+            + self.after_shutdown
+            + self.backends.iter().map(BackendStats::lost).sum::<u64>()
+    }
+
+    /// Whether nothing was lost.
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+}
+
+impl std::fmt::Display for Loss {
+    /// `12 span(s) lost: 2 queue full; zipkin: 10 rejected (collector answered 400: …)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} span(s) lost", self.total())?;
+        let mut sep = ": ";
+        for (n, what) in [
+            (self.queue_full, "queue full"),
+            (self.after_shutdown, "reported after shutdown"),
+        ] {
+            if n > 0 {
+                write!(f, "{sep}{n} {what}")?;
+                sep = "; ";
+            }
+        }
+        for b in &self.backends {
+            write!(f, "{sep}{}:", b.name)?;
+            let mut inner = " ";
+            for (n, what) in [
+                (
+                    b.dropped,
+                    "dropped while the peer was failing (buffer full)",
+                ),
+                (b.failed, "failed after retries"),
+                (b.rejected, "rejected by the peer"),
+                (b.cut, "cut by the shutdown deadline"),
+            ] {
+                if n > 0 {
+                    write!(f, "{inner}{n} {what}")?;
+                    inner = ", ";
+                }
+            }
+            if let Some(first) = b.rejections.first() {
+                write!(f, " (first reason: {})", first.reason)?;
+            }
+            sep = "; ";
+        }
+        Ok(())
+    }
+}
+
+/// A backend's counters, changed once per batch under its lock.
 #[derive(Debug, Default)]
-struct Counters {
-    sent: AtomicU64,
-    dropped: AtomicU64,
-    failed: AtomicU64,
-    errors: AtomicU64,
+struct Ledger {
+    sent: u64,
+    dropped: u64,
+    failed: u64,
+    rejected: u64,
+    errors: u64,
+    /// (grouping key, rejection).
+    rejections: Vec<(String, Rejection)>,
+    /// Set by shutdown once it stops waiting: from then on nothing changes, and every
+    /// accepted span not resolved is counted as cut.
+    sealed: bool,
+    /// The latest delivery error, for the next flush's [`FlushError`].
+    last_error: Option<BackendError>,
+}
+
+impl Ledger {
+    fn resolved(&self) -> u64 {
+        self.sent + self.dropped + self.failed + self.rejected
+    }
+
+    fn reject(&mut self, reason: &str, spans: u64) {
+        self.rejected += spans;
+        let key = reason_key(reason);
+        if let Some((_, r)) = self.rejections.iter_mut().find(|(k, _)| *k == key) {
+            r.spans += spans;
+        } else if self.rejections.len() < MAX_REASONS {
+            self.rejections.push((
+                key,
+                Rejection {
+                    reason: reason.to_owned(),
+                    spans,
+                },
+            ));
+        } else if let Some((_, last)) = self.rejections.last_mut() {
+            last.spans += spans;
+        }
+    }
+}
+
+/// A reason with its numbers (span indexes, timestamps, ids) blanked, so that one cause makes
+/// one reason.
+fn reason_key(reason: &str) -> String {
+    let mut key = String::with_capacity(reason.len().min(200));
+    let mut in_digits = false;
+    for c in reason.chars().take(200) {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                key.push('#');
+            }
+            in_digits = true;
+        } else {
+            key.push(c);
+            in_digits = false;
+        }
+    }
+    key
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug)]
+struct BackendShared {
+    name: String,
+    ledger: Mutex<Ledger>,
+    /// The peer is failing: the dispatcher does not wait for this backend's inbox.
+    failing: AtomicBool,
+    /// Spans this backend holds: in its inbox, its retry buffer, in flight. While the peer
+    /// is failing, at most `backend_buffer_spans`.
+    held: AtomicUsize,
+    /// The dispatcher waits for room in this inbox (the worker wakes it on taking a batch).
+    waiting: AtomicBool,
+}
+
+/// A flush or shutdown's answer from one worker.
+struct Ack {
+    /// Spans it still holds (its peer failing).
+    pending: usize,
+    /// The backend's own flush.
+    flush: Result<(), BackendError>,
 }
 
 enum Message {
     Batch(Arc<Vec<Span>>),
-    Flush {
-        deadline: Instant,
-        ack: Sender<Result<(), FlushError>>,
-    },
-    Shutdown {
-        deadline: Instant,
-        ack: Sender<Result<(), FlushError>>,
-    },
+    Flush { deadline: Instant, ack: Sender<Ack> },
+    Shutdown { deadline: Instant, ack: Sender<Ack> },
 }
 
 enum Control {
-    Flush {
-        deadline: Instant,
-        ack: Sender<Result<(), FlushError>>,
-    },
-    Shutdown {
-        deadline: Instant,
-        ack: Sender<Result<(), FlushError>>,
-    },
+    Flush { deadline: Instant, ack: Sender<Ack> },
+    Shutdown { deadline: Instant, ack: Sender<Ack> },
 }
 
 #[derive(Debug)]
 struct Shared {
     queue: ArrayQueue<Span>,
     accepted: AtomicU64,
-    dropped: AtomicU64,
+    queue_full: AtomicU64,
+    after_shutdown: AtomicU64,
     warned_full: AtomicBool,
     wake_requested: AtomicBool,
+    /// Spans are no longer accepted.
     closed: AtomicBool,
+    /// `shutdown` was called.
+    shut: AtomicBool,
+    /// The account is closed (shutdown stopped waiting): threads stop, counters stay.
+    sealed: AtomicBool,
     batch_size: usize,
+    /// The dispatcher's thread, for workers to wake it when they make room.
+    dispatcher: OnceLock<thread::Thread>,
 }
 
 impl Shared {
     /// Counts a span the queue could not take; warns the first time.
     #[cold]
     #[inline(never)]
-    fn count_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+    fn count_dropped(&self, closed: bool) {
+        if closed {
+            self.after_shutdown.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.queue_full.fetch_add(1, Ordering::Relaxed);
+        }
         if !self.warned_full.swap(true, Ordering::Relaxed) {
             log::warn!(
                 "tomograph: span queue full (capacity {}) or reporter shut down; dropping spans \
@@ -214,10 +527,12 @@ impl Shared {
     }
 }
 
-#[derive(Debug)]
-struct BackendHandle {
-    name: String,
-    counters: Arc<Counters>,
+/// The counters as the previous flush left them.
+#[derive(Debug, Default)]
+struct Mark {
+    queue_full: u64,
+    after_shutdown: u64,
+    backends: Vec<BackendStats>,
 }
 
 /// The queue and threads that carry finished spans to backends. The global tracer owns one;
@@ -239,8 +554,9 @@ pub struct Reporter {
     shared: Arc<Shared>,
     control: Sender<Control>,
     dispatcher: thread::Thread,
-    backends: Vec<BackendHandle>,
+    backends: Vec<Arc<BackendShared>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    mark: Mutex<Mark>,
 }
 
 impl Reporter {
@@ -252,27 +568,38 @@ impl Reporter {
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(options.queue_capacity),
             accepted: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            queue_full: AtomicU64::new(0),
+            after_shutdown: AtomicU64::new(0),
             warned_full: AtomicBool::new(false),
             wake_requested: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            shut: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
             batch_size: options.batch_size,
+            dispatcher: OnceLock::new(),
         });
         let mut threads = Vec::new();
         let mut inboxes = Vec::new();
         let mut handles = Vec::new();
         for backend in backends {
             let name = backend.name().to_owned();
-            let counters = Arc::new(Counters::default());
-            // The inbox holds up to a retry buffer's worth of batches: a slow peer may lag
-            // that far behind before its batches are dropped (and counted).
-            let inbox_batches = (options.backend_buffer_spans / options.batch_size).max(4);
-            let (tx, rx) = bounded(inbox_batches);
+            let state = Arc::new(BackendShared {
+                name: name.clone(),
+                ledger: Mutex::new(Ledger::default()),
+                failing: AtomicBool::new(false),
+                held: AtomicUsize::new(0),
+                waiting: AtomicBool::new(false),
+            });
+            // Unbounded as a channel; bounded by `hand` (INBOX_BATCHES while the peer is
+            // healthy, backend_buffer_spans held while it fails).
+            let (tx, rx) = unbounded();
             let worker = Worker {
                 backend,
                 inbox: rx,
-                counters: counters.clone(),
+                state: state.clone(),
+                shared: shared.clone(),
                 options: options.clone(),
+                logged: HashSet::new(),
             };
             threads.push(
                 thread::Builder::new()
@@ -280,20 +607,22 @@ impl Reporter {
                     .spawn(move || worker.run())?,
             );
             inboxes.push(tx);
-            handles.push(BackendHandle { name, counters });
+            handles.push(state);
         }
         let (control_tx, control_rx) = bounded(16);
         let dispatcher = Dispatcher {
             shared: shared.clone(),
             control: control_rx,
             inboxes,
-            counters: handles.iter().map(|h| h.counters.clone()).collect(),
+            backends: handles.clone(),
             interval: options.batch_interval,
+            buffer_spans: options.backend_buffer_spans,
         };
         let handle = thread::Builder::new()
             .name("tomograph-reporter".into())
             .spawn(move || dispatcher.run())?;
         let dispatcher = handle.thread().clone();
+        let _ = shared.dispatcher.set(dispatcher.clone());
         threads.push(handle);
         Ok(Reporter {
             shared,
@@ -301,20 +630,28 @@ impl Reporter {
             dispatcher,
             backends: handles,
             threads: Mutex::new(threads),
+            mark: Mutex::new(Mark::default()),
         })
     }
 
-    /// Queues a finished span; never blocks. A full queue drops it and counts the drop.
+    /// Queues a finished span; never blocks, never locks. A full queue drops it and counts the
+    /// drop ([`ReporterStats::queue_full`]).
     #[inline]
     pub fn report(&self, span: Span) {
         let shared = &*self.shared;
-        if shared.closed.load(Ordering::Relaxed) || shared.queue.push(span).is_err() {
-            shared.count_dropped();
+        if shared.closed.load(Ordering::Relaxed) {
+            shared.count_dropped(true);
+            return;
+        }
+        // Counted before the push, so that a backend never resolves a span not yet counted.
+        let accepted = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
+        if shared.queue.push(span).is_err() {
+            shared.accepted.fetch_sub(1, Ordering::Relaxed);
+            shared.count_dropped(false);
             return;
         }
         // Every batch_size-th span, look whether a batch is waiting and wake the dispatcher
         // (cheaper than reading the queue's length on every report).
-        let accepted = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
         if accepted.is_multiple_of(shared.batch_size as u64)
             && shared.queue.len() >= shared.batch_size
             && !shared.wake_requested.swap(true, Ordering::Relaxed)
@@ -324,83 +661,207 @@ impl Reporter {
     }
 
     /// Delivers everything reported before this call to every backend, waiting at most
-    /// `timeout`. Backends whose peer is down keep the spans for later retries and make this
-    /// return an error.
+    /// `timeout`.
+    ///
+    /// Errors: [`FlushError::Lost`] when spans were lost since the previous flush or shutdown
+    /// (or since start), with the count per reason; [`FlushError::Backend`] when a backend
+    /// whose peer is failing still holds spans for later retries; [`FlushError::Timeout`].
     pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
-        self.request(timeout, |deadline, ack| Control::Flush { deadline, ack })
-    }
-
-    /// Flushes, then stops the threads. Spans reported afterwards are dropped (counted).
-    /// Waits at most `timeout`; a backend still blocked in I/O then is left to finish alone.
-    pub fn shutdown(&self, timeout: Duration) -> Result<(), FlushError> {
-        if self.shared.closed.load(Ordering::Acquire) {
+        if self.shared.shut.load(Ordering::Acquire) {
             return Err(FlushError::ShutDown);
         }
-        let result = self.request(timeout, |deadline, ack| Control::Shutdown { deadline, ack });
-        self.shared.closed.store(true, Ordering::Release);
-        if result.is_ok()
-            && let Ok(mut threads) = self.threads.lock()
-        {
-            for t in threads.drain(..) {
+        let answer = self.request(timeout, |deadline, ack| Control::Flush { deadline, ack });
+        self.conclude(timeout, answer)
+    }
+
+    /// Flushes, then stops the threads. Spans reported afterwards are dropped (counted in
+    /// [`ReporterStats::after_shutdown`]). Waits at most `timeout`; a backend still blocked in
+    /// I/O then is left to finish alone, and every span not delivered by then is counted as
+    /// [`cut`](BackendStats::cut) and reported in the error.
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), FlushError> {
+        if self.shared.shut.swap(true, Ordering::AcqRel) {
+            return Err(FlushError::ShutDown);
+        }
+        self.shared.closed.store(true, Ordering::SeqCst);
+        let answer = self.request(timeout, |deadline, ack| Control::Shutdown { deadline, ack });
+        // Close the account: whatever is not resolved now is cut.
+        self.shared.sealed.store(true, Ordering::SeqCst);
+        for b in &self.backends {
+            lock(&b.ledger).sealed = true;
+        }
+        if answer.is_ok() {
+            for t in lock(&self.threads).drain(..) {
                 let _ = t.join();
             }
         }
-        result
+        self.conclude(timeout, answer)
     }
 
     fn request(
         &self,
         timeout: Duration,
-        make: impl FnOnce(Instant, Sender<Result<(), FlushError>>) -> Control,
-    ) -> Result<(), FlushError> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(FlushError::ShutDown);
-        }
+        make: impl FnOnce(Instant, Sender<Ack>) -> Control,
+    ) -> Result<Vec<Ack>, usize> {
         let deadline = Instant::now() + timeout;
         let expected = self.backends.len();
         let (ack_tx, ack_rx) = bounded(expected.max(1));
-        self.control
+        if self
+            .control
             .send_deadline(make(deadline, ack_tx), deadline)
-            .map_err(|_| FlushError::Timeout {
-                timeout,
-                unconfirmed: expected,
-            })?;
+            .is_err()
+        {
+            return Err(expected);
+        }
         self.dispatcher.unpark();
-        let mut first_error = None;
+        let mut acks = Vec::with_capacity(expected);
         for received in 0..expected {
             match ack_rx.recv_deadline(deadline) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                Err(_) => {
-                    return Err(FlushError::Timeout {
-                        timeout,
-                        unconfirmed: expected - received,
-                    });
-                }
+                Ok(ack) => acks.push(ack),
+                Err(_) => return Err(expected - received),
             }
         }
-        first_error.map_or(Ok(()), Err)
+        Ok(acks)
     }
 
-    /// Counters: accepted, dropped, queued, and per backend sent/dropped/failed.
-    pub fn stats(&self) -> ReporterStats {
-        ReporterStats {
-            accepted: self.shared.accepted.load(Ordering::Relaxed),
-            dropped: self.shared.dropped.load(Ordering::Relaxed),
-            queued: self.shared.queue.len(),
-            backends: self
-                .backends
+    /// Turns the workers' answers and the losses since the previous flush into a result.
+    fn conclude(
+        &self,
+        timeout: Duration,
+        answer: Result<Vec<Ack>, usize>,
+    ) -> Result<(), FlushError> {
+        let loss = self.loss_since_mark();
+        let source = self
+            .backends
+            .iter()
+            .filter(|b| loss.backends.iter().any(|l| l.name == b.name))
+            .find_map(|b| lock(&b.ledger).last_error.take());
+        let acks = match answer {
+            Err(unconfirmed) => {
+                return Err(FlushError::Timeout {
+                    timeout,
+                    unconfirmed,
+                    loss,
+                });
+            }
+            Ok(acks) => acks,
+        };
+        if !loss.is_empty() {
+            return Err(FlushError::Lost { loss, source });
+        }
+        for (ack, b) in acks.into_iter().zip(&self.backends) {
+            if ack.pending > 0 {
+                let why = lock(&b.ledger)
+                    .last_error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                return Err(FlushError::Backend {
+                    backend: b.name.clone(),
+                    reason: format!(
+                        "{} span(s) not delivered yet, peer failing (kept for retry){why}",
+                        ack.pending
+                    ),
+                });
+            }
+            if let Err(e) = ack.flush {
+                return Err(FlushError::Backend {
+                    backend: b.name.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The losses counted since the previous call; moves the mark.
+    fn loss_since_mark(&self) -> Loss {
+        let now = self.stats();
+        let mut mark = lock(&self.mark);
+        let mut loss = Loss {
+            queue_full: now.queue_full - mark.queue_full.min(now.queue_full),
+            after_shutdown: now.after_shutdown - mark.after_shutdown.min(now.after_shutdown),
+            backends: Vec::new(),
+        };
+        for (i, b) in now.backends.iter().enumerate() {
+            let before = mark.backends.get(i).cloned().unwrap_or_default();
+            let rejections = b
+                .rejections
                 .iter()
-                .map(|b| BackendStats {
-                    name: b.name.clone(),
-                    sent: b.counters.sent.load(Ordering::Relaxed),
-                    dropped: b.counters.dropped.load(Ordering::Relaxed),
-                    failed: b.counters.failed.load(Ordering::Relaxed),
-                    errors: b.counters.errors.load(Ordering::Relaxed),
+                .filter_map(|r| {
+                    let was = before
+                        .rejections
+                        .iter()
+                        .find(|p| p.reason == r.reason)
+                        .map_or(0, |p| p.spans);
+                    (r.spans > was).then(|| Rejection {
+                        reason: r.reason.clone(),
+                        spans: r.spans - was,
+                    })
                 })
-                .collect(),
+                .collect();
+            let delta = BackendStats {
+                name: b.name.clone(),
+                dropped: b.dropped.saturating_sub(before.dropped),
+                failed: b.failed.saturating_sub(before.failed),
+                rejected: b.rejected.saturating_sub(before.rejected),
+                cut: b.cut.saturating_sub(before.cut),
+                rejections,
+                ..BackendStats::default()
+            };
+            if delta.lost() > 0 {
+                loss.backends.push(delta);
+            }
+        }
+        *mark = Mark {
+            queue_full: now.queue_full,
+            after_shutdown: now.after_shutdown,
+            backends: now.backends,
+        };
+        loss
+    }
+
+    /// Counters: accepted, refused, queued, and per backend where every accepted span is.
+    pub fn stats(&self) -> ReporterStats {
+        let backends: Vec<BackendStats> = self
+            .backends
+            .iter()
+            .map(|b| {
+                let ledger = lock(&b.ledger);
+                // Read after the ledger: a span is counted as accepted before any backend
+                // can resolve it.
+                let accepted = self.shared.accepted.load(Ordering::SeqCst);
+                let unresolved = accepted.saturating_sub(ledger.resolved());
+                let (cut, queued) = if ledger.sealed {
+                    (unresolved, 0)
+                } else {
+                    (0, unresolved)
+                };
+                BackendStats {
+                    name: b.name.clone(),
+                    sent: ledger.sent,
+                    dropped: ledger.dropped,
+                    failed: ledger.failed,
+                    rejected: ledger.rejected,
+                    cut,
+                    queued,
+                    errors: ledger.errors,
+                    rejections: ledger.rejections.iter().map(|(_, r)| r.clone()).collect(),
+                }
+            })
+            .collect();
+        let queue_full = self.shared.queue_full.load(Ordering::Relaxed);
+        let after_shutdown = self.shared.after_shutdown.load(Ordering::Relaxed);
+        ReporterStats {
+            accepted: self.shared.accepted.load(Ordering::SeqCst),
+            dropped: queue_full + after_shutdown,
+            queue_full,
+            after_shutdown,
+            queued: if self.shared.sealed.load(Ordering::Relaxed) {
+                0
+            } else {
+                self.shared.queue.len()
+            },
+            backends,
         }
     }
 }
@@ -409,14 +870,18 @@ struct Dispatcher {
     shared: Arc<Shared>,
     control: Receiver<Control>,
     inboxes: Vec<Sender<Message>>,
-    counters: Vec<Arc<Counters>>,
+    backends: Vec<Arc<BackendShared>>,
     interval: Duration,
+    buffer_spans: usize,
 }
 
 impl Dispatcher {
     fn run(self) {
         let mut next_tick = Instant::now() + self.interval;
         loop {
+            if self.shared.sealed.load(Ordering::Relaxed) {
+                return;
+            }
             let now = Instant::now();
             if now < next_tick
                 && !self.shared.wake_requested.load(Ordering::Relaxed)
@@ -433,22 +898,16 @@ impl Dispatcher {
                 self.drain();
                 match control {
                     Control::Flush { deadline, ack } => {
-                        self.broadcast(
-                            || Message::Flush {
-                                deadline,
-                                ack: ack.clone(),
-                            },
+                        self.broadcast(|| Message::Flush {
                             deadline,
-                        );
+                            ack: ack.clone(),
+                        });
                     }
                     Control::Shutdown { deadline, ack } => {
-                        self.broadcast(
-                            || Message::Shutdown {
-                                deadline,
-                                ack: ack.clone(),
-                            },
+                        self.broadcast(|| Message::Shutdown {
                             deadline,
-                        );
+                            ack: ack.clone(),
+                        });
                         return;
                     }
                 }
@@ -460,6 +919,9 @@ impl Dispatcher {
     fn drain(&self) {
         let batch_size = self.shared.batch_size;
         loop {
+            if self.shared.sealed.load(Ordering::Relaxed) {
+                return;
+            }
             let mut batch = Vec::with_capacity(batch_size.min(self.shared.queue.len()).max(1));
             while batch.len() < batch_size {
                 match self.shared.queue.pop() {
@@ -472,12 +934,8 @@ impl Dispatcher {
             }
             let full = batch.len() == batch_size;
             let batch = Arc::new(batch);
-            for (inbox, counters) in self.inboxes.iter().zip(&self.counters) {
-                if inbox.try_send(Message::Batch(batch.clone())).is_err() {
-                    counters
-                        .dropped
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                }
+            for (inbox, backend) in self.inboxes.iter().zip(&self.backends) {
+                self.hand(inbox, backend, Message::Batch(batch.clone()), batch.len());
             }
             if !full {
                 return;
@@ -485,10 +943,45 @@ impl Dispatcher {
         }
     }
 
-    fn broadcast(&self, make: impl Fn() -> Message, deadline: Instant) {
+    /// Gives a batch to one backend: waits for room while the backend's peer is healthy (the
+    /// back-pressure that keeps spans in the one queue); while it is failing, hands the batch
+    /// over if the backend holds less than its buffer, else drops and counts it.
+    fn hand(&self, inbox: &Sender<Message>, backend: &BackendShared, message: Message, n: usize) {
+        loop {
+            if backend.failing.load(Ordering::Relaxed) {
+                if backend.held.load(Ordering::Relaxed) + n > self.buffer_spans {
+                    let mut ledger = lock(&backend.ledger);
+                    if !ledger.sealed {
+                        ledger.dropped += n as u64;
+                    }
+                    return;
+                }
+                break;
+            }
+            if inbox.len() < INBOX_BATCHES || self.shared.sealed.load(Ordering::Relaxed) {
+                break;
+            }
+            backend.waiting.store(true, Ordering::SeqCst);
+            if inbox.len() >= INBOX_BATCHES && !backend.failing.load(Ordering::SeqCst) {
+                thread::park_timeout(HAND_OFF_SLICE);
+            }
+            backend.waiting.store(false, Ordering::Relaxed);
+        }
+        if self.shared.sealed.load(Ordering::Relaxed) {
+            // The account is closed: these spans are counted as cut.
+            return;
+        }
+        backend.held.fetch_add(n, Ordering::Relaxed);
+        if inbox.send(message).is_err() {
+            // A stopped worker: its spans are cut when the shutdown closes the account.
+            backend.held.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    fn broadcast(&self, make: impl Fn() -> Message) {
         for inbox in &self.inboxes {
             // A worker stuck past the deadline simply never acknowledges.
-            let _ = inbox.send_deadline(make(), deadline);
+            let _ = inbox.send(make());
         }
     }
 }
@@ -496,13 +989,24 @@ impl Dispatcher {
 struct Worker {
     backend: Box<dyn Backend>,
     inbox: Receiver<Message>,
-    counters: Arc<Counters>,
+    state: Arc<BackendShared>,
+    shared: Arc<Shared>,
     options: ReporterOptions,
+    /// Rejection reasons logged already (grouping keys).
+    logged: HashSet<String>,
 }
 
+/// A batch, or what is left of it after a partial delivery.
 struct Pending {
     batch: Arc<Vec<Span>>,
+    start: usize,
     attempts: u32,
+}
+
+impl Pending {
+    fn remaining(&self) -> usize {
+        self.batch.len() - self.start
+    }
 }
 
 impl Worker {
@@ -512,6 +1016,9 @@ impl Worker {
         let mut backoff = self.options.initial_backoff;
         let mut retry_at: Option<Instant> = None;
         loop {
+            if self.shared.sealed.load(Ordering::Relaxed) {
+                return;
+            }
             let message = match retry_at {
                 Some(at) => match self.inbox.recv_deadline(at) {
                     Ok(m) => Some(m),
@@ -528,19 +1035,18 @@ impl Worker {
             let mut force = false;
             match message {
                 Some(Message::Batch(batch)) => {
-                    pending_spans += batch.len();
-                    pending.push_back(Pending { batch, attempts: 0 });
-                    while pending_spans > self.options.backend_buffer_spans {
-                        match pending.pop_front() {
-                            Some(old) => {
-                                pending_spans -= old.batch.len();
-                                self.counters
-                                    .dropped
-                                    .fetch_add(old.batch.len() as u64, Ordering::Relaxed);
-                            }
-                            None => break,
-                        }
+                    // Room in the inbox: wake the dispatcher if it waits for it.
+                    if self.state.waiting.load(Ordering::SeqCst)
+                        && let Some(dispatcher) = self.shared.dispatcher.get()
+                    {
+                        dispatcher.unpark();
                     }
+                    pending_spans += batch.len();
+                    pending.push_back(Pending {
+                        batch,
+                        start: 0,
+                        attempts: 0,
+                    });
                 }
                 Some(Message::Flush { deadline, ack: a }) => {
                     ack = Some((deadline, a));
@@ -559,25 +1065,24 @@ impl Worker {
                 if ok {
                     backoff = self.options.initial_backoff;
                     retry_at = None;
+                    self.state.failing.store(false, Ordering::Relaxed);
                 } else {
                     retry_at = Some(Instant::now() + backoff);
                     backoff = (backoff * 2).min(self.options.max_backoff);
+                    self.state.failing.store(true, Ordering::Relaxed);
                 }
             }
             if let Some((deadline, ack)) = ack {
-                let result = if !pending.is_empty() {
-                    Err(FlushError::Backend {
-                        backend: self.backend.name().to_owned(),
-                        reason: format!("{pending_spans} span(s) not delivered yet, peer failing"),
-                    })
-                } else {
-                    self.backend.flush().map_err(|e| FlushError::Backend {
-                        backend: self.backend.name().to_owned(),
-                        reason: e.to_string(),
-                    })
+                let answer = Ack {
+                    pending: pending_spans,
+                    flush: if pending.is_empty() {
+                        self.backend.flush()
+                    } else {
+                        Ok(())
+                    },
                 };
                 if Instant::now() <= deadline {
-                    let _ = ack.send(result);
+                    let _ = ack.send(answer);
                 }
             }
             if stop {
@@ -586,33 +1091,74 @@ impl Worker {
         }
     }
 
-    /// Sends pending batches in order; stops at the first retryable failure.
+    /// Sends pending batches in order; stops at the first failure worth retrying (false).
     fn deliver(&mut self, pending: &mut VecDeque<Pending>, pending_spans: &mut usize) -> bool {
         while let Some(front) = pending.front_mut() {
-            let n = front.batch.len() as u64;
-            match self.backend.send(&front.batch) {
-                Ok(()) => {
-                    self.counters.sent.fetch_add(n, Ordering::Relaxed);
+            let n = front.remaining();
+            let outcome = self.backend.deliver(&front.batch[front.start..]);
+            let delivered = outcome.delivered.min(n);
+            let mut resolved = delivered;
+            let state = self.state.clone();
+            let mut ledger = lock(&state.ledger);
+            if ledger.sealed {
+                return true;
+            }
+            ledger.sent += delivered as u64;
+            for (reason, spans) in &outcome.rejected {
+                let spans = (*spans).min(n - resolved);
+                resolved += spans;
+                ledger.reject(reason, spans as u64);
+                self.warn_rejected(reason);
+            }
+            front.start += resolved;
+            *pending_spans -= resolved;
+            self.state.held.fetch_sub(resolved, Ordering::Relaxed);
+            if resolved > 0 {
+                front.attempts = 0;
+            }
+            let rest = n - resolved;
+            let any_rejected = resolved > delivered;
+            match outcome.error {
+                None => {
+                    ledger.sent += rest as u64;
+                    if any_rejected {
+                        ledger.errors += 1;
+                    }
                 }
-                Err(e) => {
-                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                Some(e) if rest == 0 => {
+                    ledger.errors += 1;
+                    ledger.last_error = Some(e);
+                }
+                Some(e) if e.is_retryable() => {
+                    ledger.errors += 1;
                     front.attempts += 1;
-                    if e.is_retryable() && front.attempts <= self.options.max_retries {
+                    if front.attempts <= self.options.max_retries {
                         log::debug!(
                             "tomograph: backend {} failed (will retry): {e}",
                             self.backend.name()
                         );
+                        ledger.last_error = Some(e);
                         return false;
                     }
                     log::warn!(
-                        "tomograph: backend {} dropped {n} span(s) after {} attempt(s): {e}",
+                        "tomograph: backend {} dropped {rest} span(s) after {} attempt(s): {e}",
                         self.backend.name(),
                         front.attempts
                     );
-                    self.counters.failed.fetch_add(n, Ordering::Relaxed);
+                    ledger.failed += rest as u64;
+                    ledger.last_error = Some(e);
+                }
+                Some(e) => {
+                    ledger.errors += 1;
+                    let reason = e.to_string();
+                    ledger.reject(&reason, rest as u64);
+                    self.warn_rejected(&reason);
+                    ledger.last_error = Some(e);
                 }
             }
-            *pending_spans -= n as usize;
+            drop(ledger);
+            *pending_spans -= rest;
+            self.state.held.fetch_sub(rest, Ordering::Relaxed);
             if let Some(done) = pending.pop_front()
                 && let Ok(spans) = Arc::try_unwrap(done.batch)
             {
@@ -621,5 +1167,56 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Logs a rejection reason the first time it is seen.
+    fn warn_rejected(&mut self, reason: &str) {
+        if self.logged.len() >= MAX_LOGGED_REASONS {
+            return;
+        }
+        if self.logged.insert(reason_key(reason)) {
+            log::warn!(
+                "tomograph: backend {} refused spans: {reason} (counted in stats().backends[].rejected; \
+                 each reason is logged once)",
+                self.backend.name()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_group_by_shape() {
+        assert_eq!(
+            reason_key("collector answered 400: 12/annotations: 1700000000 x"),
+            "collector answered #: #/annotations: # x"
+        );
+    }
+
+    #[test]
+    fn loss_reads_per_reason() {
+        let loss = Loss {
+            queue_full: 2,
+            after_shutdown: 0,
+            backends: vec![BackendStats {
+                name: "zipkin".into(),
+                rejected: 3,
+                cut: 1,
+                rejections: vec![Rejection {
+                    reason: "bad".into(),
+                    spans: 3,
+                }],
+                ..BackendStats::default()
+            }],
+        };
+        assert_eq!(loss.total(), 6);
+        assert_eq!(
+            loss.to_string(),
+            "6 span(s) lost: 2 queue full; zipkin: 3 rejected by the peer, 1 cut by the shutdown \
+             deadline (first reason: bad)"
+        );
     }
 }

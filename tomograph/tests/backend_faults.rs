@@ -274,18 +274,27 @@ fn refused_data_is_counted_not_retried() {
     for span in spans(10) {
         reporter.report(span);
     }
-    // The refused batch is given up on at once: nothing is left pending.
-    reporter
+    // The refused batch is given up on at once: nothing is left pending, and the flush
+    // reports the loss.
+    let err = reporter
         .flush(Duration::from_secs(10))
-        .expect("nothing pending");
+        .expect_err("the refused spans are reported");
+    assert!(
+        matches!(&err, tomograph::FlushError::Lost { loss, .. } if loss.total() == 10),
+        "{err:?}"
+    );
     let stats = reporter.stats();
-    assert_eq!(stats.backends[0].failed, 10, "{stats:?}");
+    assert_eq!(stats.backends[0].rejected, 10, "{stats:?}");
+    assert_eq!(stats.backends[0].failed, 0, "{stats:?}");
+    assert_eq!(stats.backends[0].queued, 0, "{stats:?}");
     assert_eq!(
         stats.backends[0].errors, 1,
-        "one attempt, no retry: {stats:?}"
+        "one failed delivery, no retry: {stats:?}"
     );
     assert_eq!(stats.backends[0].sent, 0, "{stats:?}");
-    assert_eq!(collector.requests.load(Ordering::SeqCst), 1);
+    // No retry of the same bytes; the batch is split down to single spans (2n - 1 requests)
+    // to deliver whatever the collector accepts.
+    assert_eq!(collector.requests.load(Ordering::SeqCst), 19);
     reporter.shutdown(Duration::from_secs(5)).expect("shutdown");
 }
 

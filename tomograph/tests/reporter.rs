@@ -81,8 +81,15 @@ fn a_full_queue_drops_and_counts_exactly_without_blocking() {
     let stats = reporter.stats();
     assert_eq!(stats.accepted + stats.dropped, 10_000);
     gate.open.store(true, Ordering::Release);
-    reporter.flush(Duration::from_secs(10)).unwrap();
+    // The flush delivers what was accepted and reports what the full queue dropped.
+    let err = reporter.flush(Duration::from_secs(10)).unwrap_err();
     let stats = reporter.stats();
+    assert!(
+        matches!(&err, tomograph::FlushError::Lost { loss, .. }
+            if loss.queue_full == stats.queue_full && loss.total() == stats.dropped),
+        "{err:?} {stats:?}"
+    );
+    assert_eq!(stats.queue_full, stats.dropped);
     let backend = &stats.backends[0];
     assert_eq!(
         backend.sent + backend.dropped,
@@ -241,4 +248,44 @@ fn a_hanging_backend_never_blocks_the_caller_and_shutdown_honours_its_timeout() 
     );
     assert!(before.elapsed() < Duration::from_secs(5));
     gate.open.store(true, Ordering::Release);
+}
+
+/// A healthy backend that takes its time over each batch.
+#[derive(Debug, Clone, Default)]
+struct Slow {
+    received: Arc<AtomicUsize>,
+}
+
+impl Backend for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
+        std::thread::sleep(Duration::from_millis(2));
+        self.received.fetch_add(spans.len(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_slow_healthy_backend_holds_back_the_dispatcher_and_loses_nothing() {
+    let slow = Slow::default();
+    // A retry buffer far smaller than the burst: it is for a failing peer only; a healthy one
+    // holds the spans back in the queue.
+    let options = ReporterOptions::default()
+        .batch_size(100)
+        .backend_buffer_spans(100)
+        .batch_interval(Duration::from_millis(1));
+    let reporter = Reporter::start(vec![Box::new(slow.clone())], options).unwrap();
+    for i in 0..20_000 {
+        reporter.report(span(i));
+    }
+    reporter.flush(Duration::from_secs(60)).unwrap();
+    let stats = reporter.stats();
+    assert_eq!(stats.accepted, 20_000, "{stats:?}");
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    let b = &stats.backends[0];
+    assert_eq!((b.sent, b.lost(), b.queued), (20_000, 0, 0), "{stats:?}");
+    assert_eq!(slow.received.load(Ordering::Relaxed), 20_000);
+    reporter.shutdown(Duration::from_secs(5)).unwrap();
 }

@@ -9,9 +9,9 @@
 //! | id, parent id | `id`, `parentId`: 16 lower-hex characters |
 //! | kind | `kind`: `CLIENT`, `SERVER`, `PRODUCER`, `CONSUMER` (absent: local span) |
 //! | first note, last − first | `timestamp`, `duration` in µs (duration at least 1) |
-//! | notes in between | `annotations`: `{timestamp, value}` |
+//! | notes in between | `annotations`: `{timestamp, value}`, each once (a note repeating an earlier one — same µs, same value — is left out: Zipkin keeps annotations unique) |
 //! | tags | `tags`: values as strings (a key set twice: the last value) |
-//! | local endpoint | `localEndpoint` (always with `serviceName`) |
+//! | local endpoint | `localEndpoint` (always with `serviceName`; port 0 left out) |
 //! | remote endpoint | `remoteEndpoint` |
 //! | debug, shared | `debug`, `shared` (only when true) |
 
@@ -91,12 +91,18 @@ pub fn encode_span(span: &Span, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"remoteEndpoint\":");
         write_endpoint(remote, false, out);
     }
-    if !span.annotations().is_empty() {
+    let notes = span.annotations();
+    if !notes.is_empty() {
         out.extend_from_slice(b",\"annotations\":[");
-        for (i, note) in span.annotations().iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for (i, note) in notes.iter().enumerate() {
+            if i > 0 && super::repeated_note(notes, i, &[]) {
+                continue;
+            }
+            if !first {
                 out.push(b',');
             }
+            first = false;
             out.extend_from_slice(b"{\"timestamp\":");
             write_u64(note.timestamp.unix_micros(), out);
             out.extend_from_slice(b",\"value\":");
@@ -178,7 +184,8 @@ fn write_endpoint(endpoint: &Endpoint, local: bool, out: &mut Vec<u8>) {
         out.push(b'"');
         comma = true;
     }
-    if let Some(port) = endpoint.port() {
+    // Zipkin reads port 0 as unknown: left out.
+    if let Some(port) = endpoint.port().filter(|&p| p != 0) {
         if comma {
             out.push(b',');
         }
@@ -326,6 +333,39 @@ mod tests {
         assert_eq!(
             s["tags"],
             serde_json::json!({"k": "last", "n": "-5", "f": "1.5", "b": "false"})
+        );
+    }
+
+    #[test]
+    fn repeated_annotations_are_sent_once() {
+        let t0 = Timestamp::from_unix_micros(1_000_000);
+        let at = t0 + Duration::from_micros(5);
+        let span = Span::new(
+            TraceId::from_u64(1).unwrap(),
+            SpanId::from_u64(2).unwrap(),
+            "",
+            Endpoint::new("s").with_port(0),
+            t0,
+        )
+        .with_annotation(Note::new(at, "retry"))
+        .with_annotation(Note::new(at + Duration::from_nanos(300), "retry"))
+        .with_annotation(Note::new(at, "other"))
+        .with_annotation(Note::new(at + Duration::from_micros(1), "retry"))
+        .with_end(t0);
+        let v = parse(&[span]);
+        assert_eq!(
+            v[0]["annotations"],
+            serde_json::json!([
+                {"timestamp": 1_000_005, "value": "retry"},
+                {"timestamp": 1_000_005, "value": "other"},
+                {"timestamp": 1_000_006, "value": "retry"},
+            ])
+        );
+        assert_eq!(v[0]["name"], "");
+        assert_eq!(v[0]["duration"], 1);
+        assert_eq!(
+            v[0]["localEndpoint"],
+            serde_json::json!({"serviceName": "s"})
         );
     }
 }

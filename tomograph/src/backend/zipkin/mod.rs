@@ -60,8 +60,8 @@ use self::scribe::ScribeClient;
 pub use self::thrift::TagEncoding;
 use crate::config::{EnvLookup, parse_bool};
 use crate::error::{BackendError, ConfigError};
-use crate::model::Span;
-use crate::report::Backend;
+use crate::model::{Note, Span};
+use crate::report::{Backend, Delivery};
 
 /// The default collector URL.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9411";
@@ -147,6 +147,19 @@ impl Extent {
     pub(crate) fn end(self) -> u64 {
         self.timestamp.saturating_add(self.duration)
     }
+}
+
+/// Whether a span's `i`-th annotation repeats an earlier one (same microsecond, same value)
+/// or one of `core` (v1 core annotations written beside them). Zipkin's model keeps a span's
+/// annotations unique — its collector refuses a span that repeats one — so the encoders leave
+/// repeats out. Quadratic in the number of annotations, which is small (a few per span).
+pub(crate) fn repeated_note(notes: &[Note], i: usize, core: &[(u64, &str)]) -> bool {
+    let micros = notes[i].timestamp.unix_micros();
+    let value: &str = &notes[i].value;
+    core.iter().any(|&(t, v)| t == micros && v == value)
+        || notes[..i]
+            .iter()
+            .any(|m| m.timestamp.unix_micros() == micros && *m.value == *value)
 }
 
 /// A number in decimal, formatted on the stack (no allocation).
@@ -243,6 +256,63 @@ impl ZipkinBackend {
     }
 }
 
+impl ZipkinBackend {
+    /// Encodes and posts `spans` as one request.
+    fn post(&mut self, spans: &[Span]) -> Result<(), BackendError> {
+        let Transport::Http(http) = &mut self.transport else {
+            return Err(BackendError::permanent(ZipkinError::NotConnected));
+        };
+        self.body.clear();
+        match self.encoding {
+            Encoding::ThriftV1 => thrift::encode_spans(spans, self.tags, &mut self.body),
+            Encoding::JsonV2 | Encoding::Scribe => json::encode_spans(spans, &mut self.body),
+        }
+        let result = http.post(&self.body);
+        // A huge batch should not pin its memory forever.
+        if self.body.capacity() > 4 << 20 {
+            self.body = Vec::new();
+        }
+        result
+    }
+
+    /// Posts `spans`; when the collector refuses the request as malformed or too large
+    /// (400, 413), splits it in halves and posts each, down to single spans, so that one bad
+    /// span costs only itself. Spans are resolved in order: when a retryable error stops the
+    /// work, `out` covers a prefix of `spans`.
+    fn bisect(&mut self, spans: &[Span], out: &mut Delivery) -> Result<(), BackendError> {
+        match self.post(spans) {
+            Ok(()) => {
+                out.delivered += spans.len();
+                Ok(())
+            }
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                if spans.len() > 1 && splittable(&e) {
+                    let (left, right) = spans.split_at(spans.len() / 2);
+                    self.bisect(left, out)?;
+                    self.bisect(right, out)
+                } else {
+                    out.reject(e.to_string(), spans.len());
+                    out.error = Some(e);
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Whether a refusal may be about some spans only (a smaller request may pass).
+fn splittable(e: &BackendError) -> bool {
+    let source = std::error::Error::source(e);
+    matches!(
+        source.and_then(|s| s.downcast_ref::<ZipkinError>()),
+        Some(ZipkinError::Status {
+            status: 400 | 413,
+            ..
+        })
+    )
+}
+
 impl Backend for ZipkinBackend {
     fn name(&self) -> &str {
         "zipkin"
@@ -253,23 +323,23 @@ impl Backend for ZipkinBackend {
             return Ok(());
         }
         match &mut self.transport {
-            Transport::Http(http) => {
-                self.body.clear();
-                match self.encoding {
-                    Encoding::ThriftV1 => thrift::encode_spans(spans, self.tags, &mut self.body),
-                    Encoding::JsonV2 | Encoding::Scribe => {
-                        json::encode_spans(spans, &mut self.body)
-                    }
-                }
-                let result = http.post(&self.body);
-                // A huge batch should not pin its memory forever.
-                if self.body.capacity() > 4 << 20 {
-                    self.body = Vec::new();
-                }
-                result
-            }
+            Transport::Http(_) => self.post(spans),
             Transport::Scribe(scribe) => scribe.send(spans, self.tags),
         }
+    }
+
+    /// Over HTTP, a batch the collector refuses (400, 413) is split until every span it
+    /// accepts is delivered; the refused ones are counted with the collector's answer.
+    fn deliver(&mut self, spans: &[Span]) -> Delivery {
+        if spans.is_empty() || matches!(self.transport, Transport::Scribe(_)) {
+            return Delivery::from_result(spans.len(), self.send(spans));
+        }
+        let mut out = Delivery::default();
+        if let Err(e) = self.bisect(spans, &mut out) {
+            // Retryable: the spans after `out`'s are tried again later.
+            out.error = Some(e);
+        }
+        out
     }
 }
 

@@ -12,7 +12,7 @@
 //! | first note, last − first | `timestamp` (10), `duration` (11), µs, duration ≥ 1 |
 //! | kind | core annotations at start/end: CLIENT `cs`/`cr`, SERVER `sr`/`ss`, PRODUCER `ms`, CONSUMER `mr` |
 //! | shared (a SERVER span) | `timestamp` and `duration` left out: the client owns them |
-//! | notes in between | `annotations` (6) |
+//! | notes in between | `annotations` (6), each once (a note repeating an earlier one or a core annotation — same µs, same value — is left out) |
 //! | tags | `binary_annotations` (8): STRING by default, or typed (see [`TagEncoding`]) |
 //! | local endpoint | `host` of every annotation and binary annotation; a span with neither gets an empty `lc` tag |
 //! | remote endpoint | a BOOL binary annotation, value `0x01`, host = remote: `sa` (CLIENT, or no kind), `ca` (SERVER), `ma` (PRODUCER, CONSUMER) |
@@ -187,8 +187,26 @@ fn write_span(out: &mut Vec<u8>, span: &Span, tags: TagEncoding, tails: &mut Tai
     tails.prepare(local)?;
     let trace = span.trace_id();
     let (at_start, at_end, address_key) = core_annotations(span.kind());
-    let count =
-        span.annotations().len() + usize::from(at_start.is_some()) + usize::from(at_end.is_some());
+    let notes = span.annotations();
+    let mut core = [(0u64, ""); 2];
+    let mut cores = 0;
+    if let Some(v) = at_start {
+        core[cores] = (extent.timestamp, v);
+        cores += 1;
+    }
+    if let Some(v) = at_end {
+        core[cores] = (extent.end(), v);
+        cores += 1;
+    }
+    let core = &core[..cores];
+    let repeats = if notes.len() > 1 || !core.is_empty() {
+        (0..notes.len())
+            .filter(|&i| super::repeated_note(notes, i, core))
+            .count()
+    } else {
+        0
+    };
+    let count = notes.len() - repeats + cores;
     {
         // write_struct_begin / write_struct_end are no-ops in TBinaryProtocol.
         let o = &mut proto(out);
@@ -215,7 +233,10 @@ fn write_span(out: &mut Vec<u8>, span: &Span, tags: TagEncoding, tails: &mut Tai
         if let Some(value) = at_start {
             write_annotation(out, extent.timestamp, value, &tails.annotation)?;
         }
-        for note in span.annotations() {
+        for (i, note) in notes.iter().enumerate() {
+            if repeats > 0 && super::repeated_note(notes, i, core) {
+                continue;
+            }
             write_annotation(
                 out,
                 note.timestamp.unix_micros(),
@@ -441,5 +462,31 @@ mod tests {
         expected.extend_from_slice(&[10, 0, 11, 0, 0, 0, 0, 0, 0, 0, 1]); // duration
         expected.push(0);
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn repeated_annotations_are_written_once() {
+        use std::time::Duration;
+        let t0 = Timestamp::from_unix_micros(1_000);
+        let base = Span::new(
+            TraceId::from_u64(1).unwrap(),
+            SpanId::from_u64(2).unwrap(),
+            "n",
+            Endpoint::new("s"),
+            t0,
+        )
+        .with_kind(Kind::Client)
+        .with_end(t0 + Duration::from_micros(9));
+        let note = crate::Note::new(t0 + Duration::from_micros(3), "retry");
+        let once = base.clone().with_annotation(note.clone());
+        // Twice, plus a user note equal to the core `cs` annotation.
+        let repeated = base
+            .with_annotation(note.clone())
+            .with_annotation(crate::Note::new(t0, "cs"))
+            .with_annotation(note);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encode_span(&once, TagEncoding::Strings, &mut a);
+        encode_span(&repeated, TagEncoding::Strings, &mut b);
+        assert_eq!(a, b);
     }
 }
