@@ -100,7 +100,7 @@ impl TracingInstrumentation {
                     None => sql.start(&text),
                 };
                 if let Some(binds) = binds {
-                    span.parameters(|| binds);
+                    span.parameters(|| query::bind_values(&binds));
                 }
                 Some(span)
             }
@@ -193,7 +193,7 @@ impl TracingInstrumentation {
             (TxState::Ending("commit"), Some(error)) if top.depth == 1 => {
                 // diesel rolls back after a failed top-level COMMIT when the transaction is
                 // still open; keep the span for that ROLLBACK.
-                top.span.record_error(error);
+                top.span.record_error(self.config.sql.error_message(error));
                 top.span.tag("error.type", error_type(error));
                 top.state = TxState::CommitFailed;
             }
@@ -202,7 +202,7 @@ impl TracingInstrumentation {
                     top.span.tag("db.transaction.outcome", outcome);
                 }
                 if let Some(error) = error {
-                    top.span.record_error(error);
+                    top.span.record_error(self.config.sql.error_message(error));
                     top.span.tag("error.type", error_type(error));
                 }
                 self.transactions.pop();
@@ -259,7 +259,7 @@ impl TracingInstrumentation {
         match (self.connect.take(), self.config.sql.mode()) {
             (Some(mut span), _) => {
                 if let Some(error) = error {
-                    span.record_error(error);
+                    span.record_error(self.config.sql.error_message(error));
                     span.tag("error.type", connection_error_type(error));
                 }
             }
@@ -267,7 +267,7 @@ impl TracingInstrumentation {
                 None => tomograph::annotate("db connect done"),
                 Some(error) => {
                     tomograph::annotate("db connect error");
-                    tomograph::record_error(error);
+                    tomograph::record_error(self.config.sql.error_message(error));
                 }
             },
             (None, _) => {}

@@ -47,11 +47,13 @@
 //! Everything [`tomograph::sql`] offers, set on the [`SqlTracer`](tomograph::sql::SqlTracer)
 //! inside a [`DieselTracer`] (start from [`builder_for_url`]): the text as written,
 //! normalized, or not at all; a length cap; bound values only when opted in
-//! (`record_parameters`, taken from diesel's `-- binds: [...]`, which is otherwise never
-//! formatted); notes on the current span instead of spans (`SqlMode::Annotations`); the
+//! (`record_parameters`: one tag `db.query.parameter.<index>` per value, taken from diesel's
+//! `-- binds: [...]`, which is otherwise never formatted; the same switch records the
+//! database's error messages unmasked); notes on the current span instead of spans (`SqlMode::Annotations`); the
 //! run-time switch; `on_error` hooks, called once per failed statement, traced or not.
 //!
-//! A failed statement's span gets the `error` tag and note, and `error.type`: the
+//! A failed statement's span gets the `error` tag (the database's message, every value it
+//! quotes masked unless opted in) and note, and `error.type`: the
 //! [`DatabaseErrorKind`](diesel::result::DatabaseErrorKind) (`UniqueViolation`,
 //! `ForeignKeyViolation`, …) for errors from the database, else diesel's error variant.
 //! diesel does not expose the SQLSTATE, so `db.response.status_code` is not set; hooks can

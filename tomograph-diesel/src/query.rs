@@ -41,6 +41,46 @@ fn split_binds(mut text: String) -> (String, Option<String>) {
     }
 }
 
+/// Each bound value of diesel's debug list (`[1, "a, b", Some(2)]`), with its 0-based index;
+/// the whole list as one value when it is not a list.
+pub(crate) fn bind_values(binds: &str) -> Vec<(usize, String)> {
+    let Some(inner) = binds
+        .trim()
+        .strip_prefix('[')
+        .and_then(|b| b.strip_suffix(']'))
+    else {
+        return vec![(0, binds.to_owned())];
+    };
+    let mut values = Vec::new();
+    let (mut depth, mut in_string, mut escaped, mut start) = (0i32, false, false, 0);
+    for (i, c) in inner.char_indices() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '[' | '(' | '{' => depth += 1,
+            ']' | ')' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                values.push((values.len(), inner[start..i].trim().to_owned()));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let last = inner[start..].trim();
+    if !last.is_empty() || !values.is_empty() {
+        values.push((values.len(), last.to_owned()));
+    }
+    values
+}
+
 /// Collects text until the binds marker appears, then refuses more.
 struct UntilBinds {
     buf: String,
@@ -93,6 +133,18 @@ mod tests {
         }
         assert_eq!(sql_of(&Pieces(&["BEGIN"])), "BEGIN");
         assert_eq!(sql_of(&Pieces(&["SELECT 'é", "té'"])), "SELECT 'été'");
+    }
+
+    #[test]
+    fn lists_each_bound_value() {
+        let values =
+            |list: &str| -> Vec<String> { bind_values(list).into_iter().map(|(_, v)| v).collect() };
+        assert_eq!(
+            values(r#"[1, "a, \"b]\"", Some(2), [3, 4], None]"#),
+            ["1", r#""a, \"b]\"""#, "Some(2)", "[3, 4]", "None"]
+        );
+        assert!(values("[]").is_empty());
+        assert_eq!(values("odd"), ["odd"]);
     }
 
     #[test]

@@ -180,6 +180,20 @@ mod tests {
     }
 
     #[test]
+    fn each_system_reads_statements_in_its_dialect() {
+        use tomograph::sql::Dialect;
+        for (url, dialect) in [
+            ("mysql://root@127.0.0.1/test", Dialect::MYSQL),
+            ("mariadb://root@127.0.0.1/test", Dialect::MYSQL),
+            ("postgres://u@h/db", Dialect::Postgres),
+            ("host=h dbname=db", Dialect::Postgres),
+            ("file.db", Dialect::Sqlite),
+        ] {
+            assert_eq!(builder_for_url(url).build().dialect(), dialect, "{url}");
+        }
+    }
+
+    #[test]
     fn parses_urls_without_credentials() {
         for (url, want) in [
             (

@@ -71,10 +71,11 @@
 //!   caller gets the error unchanged. `QueryReturnedNoRows` from `query_row` is a statement
 //!   that returned no rows, not a failure. A statement that does not prepare gives a failed
 //!   span of its own.
-//! - Bound parameters (`db.query.parameters`, only with
+//! - Bound parameters (one tag `db.query.parameter.<key>` each, only with
 //!   [`record_parameters(true)`](tomograph::sql::SqlTracerBuilder::record_parameters)):
-//!   read back from SQLite after binding, e.g. `[?1=42, :name='ada']`; never touched
-//!   otherwise.
+//!   read back from SQLite after binding, keyed by 0-based index or name (`0` = `42`,
+//!   `name` = `'ada'`); never touched otherwise. The same switch records SQLite's error
+//!   messages as they are; by default their quoted literals are masked.
 //! - r2d2 (feature `r2d2`, default): [`TracedSqliteConnectionManager`], [`TracedPool`].
 //!
 //! The crate re-exports the `rusqlite` (and with `r2d2`, the `r2d2` and `r2d2_sqlite`)

@@ -4,26 +4,33 @@
 //! rusqlite's `Params` is sealed and gives no access to the values, and SQLite has no API
 //! that reads a binding back, but SQLite can print the statement with its bindings in place
 //! (`sqlite3_expanded_sql`). Walking that text beside the statement as written recovers each
-//! placeholder's value: `[?1=42, :name='O''Brien', NULL]`. Nothing here runs unless the user
-//! opted in and the statement is recorded.
+//! placeholder's value as SQLite writes it (`42`, `'O''Brien'`, `x'ff00'`, `NULL`), keyed by
+//! its 0-based index (`?`, `?1`) or its name without the sigil (`:name` → `name`). Nothing
+//! here runs unless the user opted in and the statement is recorded.
 
 use rusqlite::Statement;
 
-/// The bound values of `stmt` (prepared from `sql`), as `[?1=42, :who='x', 7]`; the
-/// expanded statement itself when the two texts cannot be lined up.
-pub(crate) fn describe(stmt: &Statement<'_>, sql: &str) -> String {
+/// The bound values of `stmt` (prepared from `sql`), as `(key, value)`: `("0", "42")`,
+/// `("who", "'x'")`; the expanded statement itself (key `expanded_sql`) when the two texts
+/// cannot be lined up.
+pub(crate) fn describe(stmt: &Statement<'_>, sql: &str) -> Vec<(String, String)> {
     match stmt.expanded_sql() {
-        Some(expanded) => pair_up(sql, &expanded).unwrap_or(expanded),
-        None => String::from("(unavailable)"),
+        Some(expanded) => {
+            pair_up(sql, &expanded).unwrap_or_else(|| vec![("expanded_sql".to_owned(), expanded)])
+        }
+        None => Vec::new(),
     }
 }
 
 /// Lines up `sql` (with placeholders) and `expanded` (with values) and lists the values.
-fn pair_up(sql: &str, expanded: &str) -> Option<String> {
+fn pair_up(sql: &str, expanded: &str) -> Option<Vec<(String, String)>> {
     let (a, b) = (sql.as_bytes(), expanded.as_bytes());
     let (mut i, mut j) = (0, 0);
     let mut seen: Vec<&str> = Vec::new();
-    let mut out = String::from("[");
+    let mut out = Vec::new();
+    // The index of the next anonymous `?` (one past the largest index so far, as SQLite
+    // numbers them).
+    let mut next_index = 0usize;
     while i < a.len() && j < b.len() {
         if a[i] == b[j] {
             i += 1;
@@ -34,23 +41,26 @@ fn pair_up(sql: &str, expanded: &str) -> Option<String> {
         let value_end = literal_end(b, j)?;
         let (name, value) = (&sql[i..name_end], &expanded[j..value_end]);
         if name == "?" || !seen.contains(&name) {
-            if out.len() > 1 {
-                out.push_str(", ");
-            }
+            let key = if name == "?" {
+                next_index += 1;
+                (next_index - 1).to_string()
+            } else if let Some(n) = name.strip_prefix('?') {
+                let n: usize = n.parse().ok()?;
+                next_index = next_index.max(n);
+                n.saturating_sub(1).to_string()
+            } else {
+                next_index += 1;
+                name[1..].to_owned()
+            };
             if name != "?" {
                 seen.push(name);
-                out.push_str(name);
-                out.push('=');
             }
-            out.push_str(value);
+            out.push((key, value.to_owned()));
         }
         i = name_end;
         j = value_end;
     }
-    (j == b.len()).then(|| {
-        out.push(']');
-        out
-    })
+    (j == b.len()).then_some(out)
 }
 
 /// The end of the placeholder (`?`, `?7`, `:name`, `@name`, `$name`) starting at `i`.
@@ -129,29 +139,34 @@ mod tests {
         let db = rusqlite::Connection::open_in_memory().expect("open");
         let mut stmt = db.prepare(sql).expect("prepare");
         drop(stmt.query(bind).expect("query"));
-        describe(&stmt, sql)
+        let listed: Vec<String> = describe(&stmt, sql)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        listed.join(", ")
     }
 
     #[test]
     fn positional_named_and_every_type() {
-        assert_eq!(values("SELECT ?1", [42]), "[?1=42]");
+        assert_eq!(values("SELECT ?1", [42]), "0=42");
         assert_eq!(
             values("SELECT ?, ?, ?", (1.5, "O'Brien", None::<i64>)),
-            "[1.5, 'O''Brien', NULL]"
+            "0=1.5, 1='O''Brien', 2=NULL"
         );
         assert_eq!(
             values(
                 "SELECT :who, @n, :who || '?', $x",
                 rusqlite::named_params! {":who": "a", "@n": -3, "$x": vec![0xffu8, 0]}
             ),
-            "[:who='a', @n=-3, $x=x'ff00']"
+            "who='a', n=-3, x=x'ff00'"
         );
-        assert_eq!(values("SELECT ?1 - 1, ?1-1", [1e300]), "[?1=1.0e+300]");
+        assert_eq!(values("SELECT ?1 - 1, ?1-1", [1e300]), "0=1.0e+300");
+        assert_eq!(values("SELECT ?2, ?1, ?", (1, 2, 3)), "1=2, 0=1, 2=3");
     }
 
     #[test]
     fn falls_back_to_the_expanded_text() {
         assert_eq!(pair_up("SELECT ?", "SELECT 'unterminated"), None);
-        assert_eq!(pair_up("SELECT 1", "SELECT 1"), Some("[]".to_owned()));
+        assert_eq!(pair_up("SELECT 1", "SELECT 1"), Some(Vec::new()));
     }
 }

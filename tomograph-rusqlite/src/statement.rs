@@ -198,7 +198,7 @@ impl<'conn> TracedStatement<'conn> {
                 if let Some(span) = &mut span {
                     span.parameters(|| {
                         rows.as_ref()
-                            .map_or_else(String::new, |stmt| crate::params::describe(stmt, sql))
+                            .map_or_else(Vec::new, |stmt| crate::params::describe(stmt, sql))
                     });
                 }
                 Ok(TracedRows {

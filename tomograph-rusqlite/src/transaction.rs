@@ -88,7 +88,7 @@ impl<'conn> TracedTransaction<'conn> {
                 span,
             }),
             Err(e) => {
-                span.record_error(&e);
+                span.record_error(conn.tracer().error_message(&e));
                 Err(e)
             }
         }
@@ -129,7 +129,7 @@ impl<'conn> TracedTransaction<'conn> {
                 self.open = false;
                 self.span.tag("db.transaction.outcome", outcome);
             }
-            Err(e) => self.span.record_error(e),
+            Err(e) => self.span.record_error(self.conn.tracer().error_message(e)),
         }
         result
     }

@@ -298,3 +298,66 @@ fn hooks_run_when_not_tracing_and_may_tag_the_span() {
     let failed = find(&spans, "SELECT");
     assert_eq!(tag(failed, "app.retry").as_deref(), Some("false"));
 }
+
+/// What SQLite says about a failed statement, recorded by default with every quoted literal
+/// masked, and as it is with `record_parameters(true)`. SQLite's own messages name columns,
+/// not values (`UNIQUE constraint failed: v.name`, `cannot store TEXT value in INTEGER column
+/// v.n`), but a CHECK constraint's message quotes the check, literals included.
+#[test]
+fn error_messages_are_masked_unless_opted_in() {
+    let _memory = memory();
+    let secret = "s3cr3t-O'Hara";
+    for record in [false, true] {
+        let db = TracedConnection::open_in_memory(sql_tracer().record_parameters(record).build())
+            .unwrap();
+        db.inner()
+            .execute_batch(
+                "CREATE TABLE v (name TEXT UNIQUE CHECK (name <> 'forbidden-literal'), n INTEGER) STRICT",
+            )
+            .unwrap();
+        let insert = "INSERT INTO v (name, n) VALUES (?1, ?2)";
+        let (trace, ()) = in_trace("sqlite messages", || {
+            db.execute(insert, (secret, 1)).unwrap();
+            let unique = db.execute(insert, (secret, 2)).unwrap_err();
+            assert_eq!(unique.to_string(), "UNIQUE constraint failed: v.name");
+            let check = db.execute(insert, ("forbidden-literal", 3)).unwrap_err();
+            assert_eq!(
+                check.to_string(),
+                "CHECK constraint failed: name <> 'forbidden-literal'"
+            );
+            let mistyped = db.execute(insert, ("other", secret)).unwrap_err();
+            assert_eq!(
+                mistyped.to_string(),
+                "cannot store TEXT value in INTEGER column v.n"
+            );
+        });
+        let spans = spans(trace, 5);
+        let errors: Vec<String> = spans.iter().filter_map(|s| tag(s, "error")).collect();
+        let everything = format!("{spans:?}");
+        if record {
+            assert_eq!(
+                errors,
+                [
+                    "UNIQUE constraint failed: v.name",
+                    "CHECK constraint failed: name <> 'forbidden-literal'",
+                    "cannot store TEXT value in INTEGER column v.n"
+                ]
+            );
+            assert_eq!(
+                tag(&spans[3], "db.query.parameter.1").as_deref(),
+                Some("'s3cr3t-O''Hara'")
+            );
+        } else {
+            assert_eq!(
+                errors,
+                [
+                    "UNIQUE constraint failed: v.name",
+                    "CHECK constraint failed: name <> ?",
+                    "cannot store TEXT value in INTEGER column v.n"
+                ]
+            );
+            assert!(!everything.contains("s3cr3t"), "{everything}");
+            assert!(!everything.contains("forbidden"), "{everything}");
+        }
+    }
+}

@@ -41,18 +41,25 @@ pub trait TracedDatabase: Database + sealed::Sealed {
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
     #[doc(hidden)]
-    /// The bound values, for `db.query.parameters` (only when the user opted in).
-    fn describe_arguments(arguments: &Self::Arguments) -> String;
+    /// When the driver keeps bound values opaque, its name, for the builder's refusal of
+    /// `record_parameters(true)`.
+    const OPAQUE_ARGUMENTS: Option<&'static str>;
+
+    #[doc(hidden)]
+    /// The bound values as `(0-based index, readable text)`, for `db.query.parameter.<key>`
+    /// (only when the user opted in); nothing when the driver keeps them opaque.
+    fn describe_arguments(arguments: &Self::Arguments) -> Vec<(usize, String)>;
 }
 
 macro_rules! traced_database {
-    ($(#[$attr:meta])* $db:ty, $system:expr, $info:path) => {
+    ($(#[$attr:meta])* $db:ty, $system:expr, $info:path, $opaque:expr, $describe:expr) => {
         $(#[$attr])*
         impl sealed::Sealed for $db {}
 
         $(#[$attr])*
         impl TracedDatabase for $db {
             const SYSTEM: DbSystem = $system;
+            const OPAQUE_ARGUMENTS: Option<&'static str> = $opaque;
 
             fn server_info(options: &ConnectOptionsOf<Self>) -> ServerInfo {
                 $info(options)
@@ -72,8 +79,8 @@ macro_rules! traced_database {
                 result.rows_affected()
             }
 
-            fn describe_arguments(arguments: &Self::Arguments) -> String {
-                format!("{arguments:?}")
+            fn describe_arguments(arguments: &Self::Arguments) -> Vec<(usize, String)> {
+                $describe(arguments)
             }
         }
     };
@@ -83,17 +90,23 @@ traced_database!(
     #[cfg(feature = "sqlite")]
     sqlx::Sqlite,
     DbSystem::Sqlite,
-    crate::options::sqlite
+    crate::options::sqlite,
+    None,
+    crate::arguments::sqlite
 );
 traced_database!(
     #[cfg(feature = "postgres")]
     sqlx::Postgres,
     DbSystem::Postgres,
-    crate::options::postgres
+    crate::options::postgres,
+    Some("sqlx's PostgreSQL driver"),
+    crate::arguments::opaque
 );
 traced_database!(
     #[cfg(feature = "mysql")]
     sqlx::MySql,
     DbSystem::MySql,
-    crate::options::mysql
+    crate::options::mysql,
+    Some("sqlx's MySQL driver"),
+    crate::arguments::opaque
 );

@@ -145,8 +145,40 @@ impl<DB: TracedDatabase> Call<DB> {
                 Error::Database(e) => e.code(),
                 _ => None,
             };
+            span.tag("error.type", error_type(error));
             span.fail(self.sql.as_str(), error, code.as_deref());
         }
+    }
+}
+
+/// The error's class, for `error.type`: the database's kind of failure (`UniqueViolation`,
+/// …) or sqlx's error variant.
+fn error_type(error: &Error) -> &'static str {
+    use sqlx::error::ErrorKind;
+    match error {
+        Error::Database(e) => match e.kind() {
+            ErrorKind::UniqueViolation => "UniqueViolation",
+            ErrorKind::ForeignKeyViolation => "ForeignKeyViolation",
+            ErrorKind::NotNullViolation => "NotNullViolation",
+            ErrorKind::CheckViolation => "CheckViolation",
+            _ => "DatabaseError",
+        },
+        Error::Configuration(_) => "Configuration",
+        Error::InvalidArgument(_) => "InvalidArgument",
+        Error::Io(_) => "Io",
+        Error::Tls(_) => "Tls",
+        Error::Protocol(_) => "Protocol",
+        Error::RowNotFound => "RowNotFound",
+        Error::TypeNotFound { .. } => "TypeNotFound",
+        Error::ColumnIndexOutOfBounds { .. } => "ColumnIndexOutOfBounds",
+        Error::ColumnNotFound(_) => "ColumnNotFound",
+        Error::ColumnDecode { .. } => "ColumnDecode",
+        Error::Encode(_) => "Encode",
+        Error::Decode(_) => "Decode",
+        Error::PoolTimedOut => "PoolTimedOut",
+        Error::PoolClosed => "PoolClosed",
+        Error::WorkerCrashed => "WorkerCrashed",
+        _ => "_OTHER",
     }
 }
 

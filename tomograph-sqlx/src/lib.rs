@@ -15,8 +15,11 @@
 //! Spans are named by the statement's operation (`SELECT`, `INSERT`, …) and carry the tags of
 //! [`tomograph::sql`]: `sql.query`, `db.system.name`, `db.namespace`, `server.address`,
 //! `server.port` (read from the pool's connect options), `db.response.returned_rows` /
-//! `db.response.affected_rows`, and on failure `error` and the SQLSTATE as
-//! `db.response.status_code`. The policy — query text raw, normalized or off, length cap,
+//! `db.response.affected_rows`, and on failure `error` (the database's message, every value
+//! it quotes masked unless opted in), `error.type` (`UniqueViolation`, …) and the SQLSTATE as
+//! `db.response.status_code`. Bound values (`record_parameters(true)`) are recorded for
+//! SQLite, one tag `db.query.parameter.<index>` each; sqlx's PostgreSQL and MySQL drivers
+//! keep them encoded, so [`tracer_builder`] refuses the option for them. The policy — query text raw, normalized or off, length cap,
 //! parameters, annotations instead of spans, statements outside any trace, the run-time
 //! switch, `on_error` hooks — is a [`SqlTracer`](tomograph::sql::SqlTracer): build one with
 //! [`tracer_builder`] and pass it to [`TracedPool::with_tracer`].
@@ -77,6 +80,7 @@
 //! [tomograph]: https://docs.rs/tomograph
 #![warn(missing_docs)]
 
+mod arguments;
 mod connection;
 mod database;
 mod executor;

@@ -74,8 +74,29 @@ pub fn tracer_builder<DB: TracedDatabase>(pool: &Pool<DB>) -> SqlTracerBuilder {
 }
 
 /// Like [`tracer_builder`], from connect options.
+///
+/// sqlx's PostgreSQL and MySQL drivers keep bound values encoded (a wire buffer, not text),
+/// so for them [`record_parameters(true)`](SqlTracerBuilder::record_parameters) is refused:
+/// [`try_build`](SqlTracerBuilder::try_build) fails with
+/// [`SqlTracerError::OpaqueParameters`](tomograph::sql::SqlTracerError::OpaqueParameters).
+/// SQLite's values are recorded, one tag `db.query.parameter.<index>` each.
+///
+/// ```
+/// # #[cfg(feature = "postgres")] {
+/// use sqlx::postgres::PgConnectOptions;
+/// let options: PgConnectOptions = "postgres://app@127.0.0.1/shop".parse().unwrap();
+/// let refused = tomograph_sqlx::tracer_builder_for::<sqlx::Postgres>(&options)
+///     .record_parameters(true)
+///     .try_build();
+/// assert!(refused.unwrap_err().to_string().contains("opaque"));
+/// # }
+/// ```
 pub fn tracer_builder_for<DB: TracedDatabase>(options: &ConnectOptionsOf<DB>) -> SqlTracerBuilder {
-    DB::server_info(options).apply(SqlTracer::builder(DB::SYSTEM))
+    let builder = DB::server_info(options).apply(SqlTracer::builder(DB::SYSTEM));
+    match DB::OPAQUE_ARGUMENTS {
+        Some(driver) => builder.opaque_parameters(driver),
+        None => builder,
+    }
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -142,6 +163,12 @@ mod tests {
         assert_eq!(info.namespace(), Some("shop"));
         // PostgreSQL's default database is the user's name.
         let options: sqlx::postgres::PgConnectOptions = "postgres://alice@127.0.0.1".parse()?;
+        assert_eq!(
+            tracer_builder_for::<sqlx::Postgres>(&options)
+                .build()
+                .dialect(),
+            tomograph::sql::Dialect::Postgres
+        );
         let info = postgres(&options);
         assert_eq!(info.port(), Some(5432));
         assert_eq!(info.namespace(), Some("alice"));
@@ -158,6 +185,19 @@ mod tests {
         assert_eq!(info.namespace(), Some("test"));
         let options: sqlx::mysql::MySqlConnectOptions = "mysql://root@localhost".parse()?;
         assert_eq!(mysql(&options).namespace(), None);
+        // MySQL and MariaDB: backslash escapes and "…" strings.
+        let tracer = tracer_builder_for::<sqlx::MySql>(&options).build();
+        assert_eq!(tracer.dialect(), tomograph::sql::Dialect::MYSQL);
+        // Bound values are encoded at bind time: opting in is refused.
+        assert_eq!(
+            tracer_builder_for::<sqlx::MySql>(&options)
+                .record_parameters(true)
+                .try_build()
+                .unwrap_err(),
+            tomograph::sql::SqlTracerError::OpaqueParameters {
+                driver: "sqlx's MySQL driver"
+            }
+        );
         Ok(())
     }
 
@@ -167,6 +207,10 @@ mod tests {
         let options: sqlx::sqlite::SqliteConnectOptions = "sqlite://data/app.db".parse()?;
         let info = sqlite(&options);
         assert_eq!(info.namespace(), Some("data/app.db"));
+        let tracer = tracer_builder_for::<sqlx::Sqlite>(&options)
+            .record_parameters(true)
+            .build();
+        assert_eq!(tracer.dialect(), tomograph::sql::Dialect::Sqlite);
         assert_eq!((info.address(), info.port()), (None, None));
         Ok(())
     }

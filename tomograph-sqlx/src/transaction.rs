@@ -134,7 +134,7 @@ where
         }
         Err(error) => {
             call.fail(&error);
-            state.span.record_error(&error);
+            state.span.record_error(state.tracer.error_message(&error));
             // Nothing to roll back: the transaction never started.
             state.end("failed");
             Err(error)
@@ -156,7 +156,7 @@ impl<'c, DB: TracedDatabase> TracedTransaction<'c, DB> {
             }
             Err(error) => {
                 call.fail(error);
-                state.span.record_error(error);
+                state.span.record_error(state.tracer.error_message(error));
                 // sqlx rolls back a transaction whose commit failed; `state`'s drop records it.
             }
         }
@@ -173,7 +173,7 @@ impl<'c, DB: TracedDatabase> TracedTransaction<'c, DB> {
             Ok(()) => call.finish(),
             Err(error) => {
                 call.fail(error);
-                state.span.record_error(error);
+                state.span.record_error(state.tracer.error_message(error));
             }
         }
         state.end("rollback");

@@ -94,13 +94,15 @@ async fn parameters_are_recorded_only_when_opted_in() {
     .await;
     let spans = spans(trace, 3);
     let bound = by_sql(&spans, "SELECT", "?1, ?2");
-    let parameters = tag(bound, "db.query.parameters").unwrap();
-    assert!(
-        parameters.contains("4242") && parameters.contains("hello"),
-        "{parameters}"
-    );
+    // One tag per value, as SQL literals.
+    assert_eq!(tag(bound, "db.query.parameter.0").as_deref(), Some("4242"));
     assert_eq!(
-        tag(by_sql(&spans, "SELECT", "'plain'"), "db.query.parameters"),
+        tag(bound, "db.query.parameter.1").as_deref(),
+        Some("'hello'")
+    );
+    assert_eq!(tag(bound, "db.query.parameter.2"), None);
+    assert_eq!(
+        tag(by_sql(&spans, "SELECT", "'plain'"), "db.query.parameter.0"),
         None
     );
 }
@@ -226,4 +228,45 @@ async fn an_unsampled_trace_records_no_statement() {
     .await;
     assert_eq!(rows, 1);
     assert!(spans_with("unsampled marker 9d2").is_empty());
+}
+
+#[tokio::test]
+async fn error_messages_are_masked_unless_opted_in() {
+    for record in [false, true] {
+        let pool = pool(|b| b.record_parameters(record)).await;
+        let (trace, _, ()) = in_root("messages", async {
+            sqlx::query("CREATE TABLE m (name TEXT CHECK (name <> 'forbidden-literal'))")
+                .execute(&pool)
+                .await
+                .unwrap();
+            let error = sqlx::query("INSERT INTO m VALUES (?1)")
+                .bind("forbidden-literal")
+                .execute(&pool)
+                .await
+                .unwrap_err();
+            assert!(error.to_string().contains("'forbidden-literal'"), "{error}");
+        })
+        .await;
+        let spans = spans(trace, 3);
+        let insert = one(&spans, "INSERT");
+        let error = tag(insert, "error").unwrap();
+        assert_eq!(tag(insert, "error.type").as_deref(), Some("CheckViolation"));
+        if record {
+            assert!(
+                error.ends_with("CHECK constraint failed: name <> 'forbidden-literal'"),
+                "{error}"
+            );
+            assert_eq!(
+                tag(insert, "db.query.parameter.0").as_deref(),
+                Some("'forbidden-literal'")
+            );
+        } else {
+            assert!(
+                error.ends_with("CHECK constraint failed: name <> ?"),
+                "{error}"
+            );
+            // (The CREATE's text has the literal: text is recorded as written.)
+            assert!(!format!("{insert:?}").contains("forbidden"), "{insert:?}");
+        }
+    }
 }

@@ -19,8 +19,14 @@
 //! | `db.namespace` | the database name, when known |
 //! | `server.address`, `server.port` | the server, when known |
 //! | `db.response.returned_rows` / `db.response.affected_rows` | when the adapter knows them |
-//! | `db.query.parameters` | bound values, only when opted in |
-//! | `error`, `db.response.status_code` | on failure: the database's message and code |
+//! | `db.query.parameter.<key>` | each bound value (key: 0-based index or name), only when opted in |
+//! | `error`, `db.response.status_code` | on failure: the database's message (values masked) and code |
+//!
+//! What the database says on failure is data too: its message often quotes the bound value
+//! that failed (`Duplicate entry 'alice@example.com' for key …`). Spans record it with every
+//! quoted value masked ([`redact_message`]) unless the user opted in to bound values with
+//! [`record_parameters(true)`](SqlTracerBuilder::record_parameters); `on_error` hooks get
+//! the driver's error itself.
 //!
 //! What a statement's spans have in common — the text, operation, database tags and remote
 //! endpoint — is built once per statement and interned; each span points at it and carries
@@ -43,16 +49,21 @@
 //! statement.finish_with_rows(1);
 //! ```
 
+mod dialect;
 mod query;
 mod recent;
+mod redact;
 
 use std::error::Error;
+use std::fmt::Display;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use self::dialect::Dialect;
 pub use self::query::{normalize, operation, truncate};
+pub use self::redact::redact_message;
 use crate::api::{self, DetachedSpan};
 use crate::clock::Timestamp;
 use crate::context::stack;
@@ -94,7 +105,8 @@ pub enum QueryText {
     /// values are not recorded.
     #[default]
     Raw,
-    /// Literals replaced by `?` ([`normalize`]), for statements built with inline values.
+    /// Literals replaced by `?` ([`normalize`], in the database's [`Dialect`]), for
+    /// statements built with inline values.
     Normalized,
     /// No text; the span name still gives the operation.
     Off,
@@ -198,6 +210,7 @@ struct Inner {
     /// The remote endpoint and `fixed_tags`, shared (`None` past the interning capacity).
     base: Option<&'static SpanTemplate>,
     query_text: QueryText,
+    dialect: Dialect,
     max_query_len: usize,
     record_parameters: bool,
     mode: SqlMode,
@@ -230,8 +243,10 @@ pub struct SqlTracerBuilder {
     port: Option<u16>,
     namespace: Option<String>,
     query_text: QueryText,
+    dialect: Option<Dialect>,
     max_query_len: usize,
     record_parameters: bool,
+    opaque_parameters: Option<&'static str>,
     mode: SqlMode,
     trace_roots: bool,
     enabled: bool,
@@ -256,6 +271,29 @@ fn interned(text: String) -> Text {
 
 /// Default cap on recorded statement text, in bytes.
 pub const DEFAULT_MAX_QUERY_LEN: usize = 4096;
+
+/// Longest recorded bound value, in bytes (longer ones are cut and end with `…`).
+pub const MAX_PARAMETER_LEN: usize = 256;
+
+/// Bound values recorded per statement at most; the number of the others is the tag
+/// `db.query.parameters.omitted`.
+pub const MAX_PARAMETERS: usize = 64;
+
+/// A [`SqlTracerBuilder`] asked for something its adapter cannot do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlTracerError {
+    /// [`record_parameters(true)`](SqlTracerBuilder::record_parameters) on a driver that
+    /// keeps bound values opaque.
+    #[error(
+        "record_parameters(true) is not supported here: {driver} keeps bound values opaque \
+         (an encoded buffer), so they cannot be recorded as text"
+    )]
+    OpaqueParameters {
+        /// The driver (`sqlx PostgreSQL`, …).
+        driver: &'static str,
+    },
+}
 
 impl SqlTracerBuilder {
     /// The remote endpoint's service name (default: the system's name, e.g. `postgresql`).
@@ -285,10 +323,51 @@ impl SqlTracerBuilder {
         self.max_query_len = bytes;
         self
     }
-    /// Records bound parameter values (`db.query.parameters`). Off by default: values are
-    /// user data.
+    /// The SQL dialect [`QueryText::Normalized`] reads statements in (default: the
+    /// system's, [`DbSystem::dialect`]); for a MySQL server running with `ANSI_QUOTES` or
+    /// `NO_BACKSLASH_ESCAPES`, say.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, Dialect, QueryText, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::MySql)
+    ///     .dialect(Dialect::MySql { ansi_quotes: true, backslash_escapes: true })
+    ///     .query_text(QueryText::Normalized)
+    ///     .build();
+    /// assert_eq!(
+    ///     db.statement(r#"SELECT "name" FROM t WHERE a = 'x'"#).recorded_text(),
+    ///     Some(r#"SELECT "name" FROM t WHERE a = ?"#)
+    /// );
+    /// ```
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = Some(dialect);
+        self
+    }
+    /// Records what is user data: each bound value as a tag `db.query.parameter.<key>`
+    /// (the 0-based index, or the name of a named parameter; at most [`MAX_PARAMETERS`]
+    /// values of at most [`MAX_PARAMETER_LEN`] bytes each), and the database's error
+    /// messages as they are (by default every value they quote is masked:
+    /// [`redact_message`]). Off by default.
+    ///
+    /// An adapter whose driver keeps bound values opaque refuses it:
+    /// [`try_build`](Self::try_build) fails.
     pub fn record_parameters(mut self, record: bool) -> Self {
         self.record_parameters = record;
+        self
+    }
+    /// For adapters: the driver keeps bound values opaque (`driver` names it, e.g.
+    /// `"sqlx PostgreSQL"`), so [`record_parameters(true)`](Self::record_parameters) cannot
+    /// be honoured and makes the build fail.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer, SqlTracerError};
+    /// let refused = SqlTracer::builder(DbSystem::Postgres)
+    ///     .opaque_parameters("a binary driver")
+    ///     .record_parameters(true)
+    ///     .try_build();
+    /// assert_eq!(refused.unwrap_err(), SqlTracerError::OpaqueParameters { driver: "a binary driver" });
+    /// ```
+    pub fn opaque_parameters(mut self, driver: &'static str) -> Self {
+        self.opaque_parameters = Some(driver);
         self
     }
     /// Spans (default) or notes on the current span.
@@ -318,7 +397,35 @@ impl SqlTracerBuilder {
     }
 
     /// The tracer.
+    ///
+    /// # Panics
+    ///
+    /// When the adapter refuses the configuration ([`record_parameters(true)`] on a driver
+    /// that keeps bound values opaque); [`try_build`](Self::try_build) returns the error
+    /// instead.
+    ///
+    /// [`record_parameters(true)`]: Self::record_parameters
     pub fn build(self) -> SqlTracer {
+        match self.try_build() {
+            Ok(tracer) => tracer,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// The tracer, or why the adapter refuses the configuration.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Sqlite).record_parameters(true).try_build()?;
+    /// assert!(db.records_parameters());
+    /// # Ok::<(), tomograph::sql::SqlTracerError>(())
+    /// ```
+    pub fn try_build(self) -> Result<SqlTracer, SqlTracerError> {
+        if self.record_parameters
+            && let Some(driver) = self.opaque_parameters
+        {
+            return Err(SqlTracerError::OpaqueParameters { driver });
+        }
         let ip = self
             .address
             .as_deref()
@@ -343,7 +450,7 @@ impl SqlTracerBuilder {
         static IDS: AtomicU64 = AtomicU64::new(0);
         let interned_remote = intern::endpoint(&remote);
         let base = interned_remote.and_then(|r| intern::base_template(Some(r), &fixed_tags));
-        SqlTracer {
+        Ok(SqlTracer {
             inner: Arc::new(Inner {
                 id: IDS.fetch_add(1, Ordering::Relaxed),
                 system: self.system,
@@ -354,6 +461,7 @@ impl SqlTracerBuilder {
                 fixed_tags,
                 base,
                 query_text: self.query_text,
+                dialect: self.dialect.unwrap_or_else(|| self.system.dialect()),
                 max_query_len: self.max_query_len,
                 record_parameters: self.record_parameters,
                 mode: self.mode,
@@ -361,7 +469,7 @@ impl SqlTracerBuilder {
                 enabled: AtomicBool::new(self.enabled),
                 on_error: self.on_error.into_iter().map(ErrorHookEntry).collect(),
             }),
-        }
+        })
     }
 }
 
@@ -375,8 +483,10 @@ impl SqlTracer {
             port: None,
             namespace: None,
             query_text: QueryText::Raw,
+            dialect: None,
             max_query_len: DEFAULT_MAX_QUERY_LEN,
             record_parameters: false,
+            opaque_parameters: None,
             mode: SqlMode::Spans,
             trace_roots: false,
             enabled: true,
@@ -394,9 +504,36 @@ impl SqlTracer {
         &self.inner.remote
     }
 
-    /// Whether bound parameter values are recorded.
+    /// Whether bound parameter values (and raw error messages) are recorded.
     pub fn records_parameters(&self) -> bool {
         self.inner.record_parameters
+    }
+
+    /// The SQL dialect statements are read in.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+
+    /// What spans record of an error the database returned: its message with every quoted
+    /// value masked ([`redact_message`]), or as it is when the user opted in with
+    /// [`record_parameters(true)`](SqlTracerBuilder::record_parameters). Adapters record
+    /// every database error through it.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::MySql).build();
+    /// assert_eq!(
+    ///     db.error_message(&"Duplicate entry 'bob' for key 'PRIMARY'"),
+    ///     "Duplicate entry ? for key 'PRIMARY'"
+    /// );
+    /// ```
+    pub fn error_message(&self, error: &dyn Display) -> String {
+        let message = error.to_string();
+        if self.inner.record_parameters {
+            message
+        } else {
+            redact_message(&message)
+        }
     }
 
     /// How statements appear in a trace (spans or notes).
@@ -495,7 +632,7 @@ impl SqlTracer {
             QueryText::Off => None,
             QueryText::Raw => Some(truncate(sql, max)),
             QueryText::Normalized => {
-                normalized = normalize(sql);
+                normalized = normalize(sql, self.inner.dialect);
                 Some(truncate(&normalized, max))
             }
         };
@@ -733,15 +870,40 @@ impl SqlSpan {
         }
     }
 
-    /// Records the bound parameters, when the user opted in; `describe` runs only then.
-    pub fn parameters(&mut self, describe: impl FnOnce() -> String) {
+    /// Records the bound values, when the user opted in (`values` runs only then): one tag
+    /// `db.query.parameter.<key>` each, `key` being the value's 0-based index or its
+    /// parameter's name, the value as readable text; at most [`MAX_PARAMETERS`] values, each
+    /// cut to [`MAX_PARAMETER_LEN`] bytes.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Sqlite).record_parameters(true).build();
+    /// let _request = tomograph::span("request").start();
+    /// let mut statement = db.start("SELECT * FROM t WHERE a = ?1 AND b = :b");
+    /// statement.parameters(|| [("0", "42".to_owned()), ("b", "'x'".to_owned())]);
+    /// statement.finish();
+    /// ```
+    pub fn parameters<K, I>(&mut self, values: impl FnOnce() -> I)
+    where
+        K: Display,
+        I: IntoIterator<Item = (K, String)>,
+    {
         if self.tracer.inner.record_parameters
             && let State::Span(span) = &mut self.state
             && span.is_recording()
         {
-            let text = describe();
-            let capped = truncate(&text, self.tracer.inner.max_query_len).into_owned();
-            span.tag("db.query.parameters", capped);
+            let mut omitted = 0u64;
+            for (n, (key, value)) in values().into_iter().enumerate() {
+                if n >= MAX_PARAMETERS {
+                    omitted += 1;
+                    continue;
+                }
+                let capped = truncate(&value, MAX_PARAMETER_LEN).into_owned();
+                span.tag(format!("db.query.parameter.{key}"), capped);
+            }
+            if omitted > 0 {
+                span.tag("db.query.parameters.omitted", omitted);
+            }
         }
     }
 
@@ -787,8 +949,10 @@ impl SqlSpan {
     /// The statement failed: the span gets an `error` tag with the message, a
     /// `db.response.status_code` tag with `code`, an `error` note; then every `on_error` hook
     /// runs once, and the span ends. `sql` is the statement as written (for the hooks).
+    /// The message is recorded as [`SqlTracer::error_message`] says (values masked unless
+    /// opted in); the hooks get `error` itself.
     pub fn fail(mut self, sql: &str, error: &(dyn Error + 'static), code: Option<&str>) {
-        let message = error.to_string();
+        let message = self.tracer.error_message(error);
         let tracer = self.tracer.clone();
         match &mut self.state {
             State::Span(span) => {

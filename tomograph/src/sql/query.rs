@@ -1,6 +1,8 @@
 //! What a SQL statement's text says: its operation, its normalized form, a capped copy.
 //! Pure functions on `&str`, shared by every adapter.
 
+use super::dialect::{Dialect, Kind};
+
 /// The statement's operation, upper case (`SELECT`, `INSERT`, …): the first keyword after
 /// leading comments, parentheses and white space; for `WITH`, the statement the common table
 /// expressions lead to. Unknown or odd statements give `SQL`. Always a short static name, so
@@ -236,21 +238,25 @@ fn skip_quoted(bytes: &[u8], start: usize) -> usize {
 }
 
 /// The statement with its literal values replaced by `?` and its white space folded, so that
-/// no user data reaches a trace: strings (`'…'`, `E'…'`, `X'…'`), numbers, and `$tag$…$tag$`
-/// blocks become `?`; comments are dropped; names, keywords and placeholders (`?`, `$1`,
-/// `:name`) stay.
+/// no user data reaches a trace. What is a literal depends on the `dialect` ([`Dialect`]):
+/// strings in every form the database knows (`'…'`, `E'…'`, `$tag$…$tag$`, MySQL's `"…"`,
+/// `X'…'`, …), numbers and `TRUE`/`FALSE` become `?`; comments are dropped; names,
+/// keywords and placeholders (`?`, `$1`, `:name`) stay.
 ///
 /// ```
-/// use tomograph::sql::normalize;
+/// use tomograph::sql::{normalize, Dialect};
 /// assert_eq!(
-///     normalize("SELECT * FROM users WHERE name = 'O''Brien' AND id IN (1, 2.5, -3)  -- who"),
+///     normalize("SELECT * FROM users WHERE name = 'O''Brien' AND id IN (1, 2.5, -3)  -- who", Dialect::Postgres),
 ///     "SELECT * FROM users WHERE name = ? AND id IN (?, ?, -?)"
 /// );
-/// assert_eq!(normalize("select t1.c2 from t1 where c3 = $1"), "select t1.c2 from t1 where c3 = $1");
-/// assert_eq!(normalize("INSERT INTO \"odd name\" VALUES (x'ff', 1e10)"), "INSERT INTO \"odd name\" VALUES (?, ?)");
+/// assert_eq!(normalize("select t1.c2 from t1 where c3 = $1", Dialect::Postgres), "select t1.c2 from t1 where c3 = $1");
+/// assert_eq!(normalize("INSERT INTO \"odd name\" VALUES (x'ff', 1e10)", Dialect::Sqlite), "INSERT INTO \"odd name\" VALUES (?, ?)");
+/// // A backslash escapes nothing in a PostgreSQL or SQLite string…
+/// assert_eq!(normalize(r"WHERE name IN ('C:\', 'secret')", Dialect::Sqlite), "WHERE name IN (?, ?)");
+/// // …but does in MySQL, where "…" is a string too.
+/// assert_eq!(normalize(r#"WHERE name IN ('it\'s', "secret")"#, Dialect::MYSQL), "WHERE name IN (?, ?)");
 /// ```
-pub fn normalize(sql: &str) -> String {
-    let bytes = sql.as_bytes();
+pub fn normalize(sql: &str, dialect: Dialect) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut i = 0;
     let mut pending_space = false;
@@ -261,124 +267,27 @@ pub fn normalize(sql: &str) -> String {
         *pending = false;
         out.push_str(s);
     };
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b' ' | b'\t' | b'\n' | b'\r' => {
-                pending_space = true;
-                i += 1;
+    while i < sql.len() {
+        let (kind, end) = dialect.token(sql, i);
+        let piece = &sql[i..end];
+        i = end;
+        match kind {
+            Kind::Space | Kind::Comment => pending_space = true,
+            Kind::Literal => push(&mut out, &mut pending_space, "?"),
+            Kind::Name | Kind::Word | Kind::Placeholder => {
+                push(&mut out, &mut pending_space, piece);
             }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = sql[i..].find('\n').map_or(sql.len(), |n| i + n + 1);
-                pending_space = true;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = sql[i + 2..].find("*/").map_or(sql.len(), |n| i + 2 + n + 2);
-                pending_space = true;
-            }
-            b'\'' => {
-                i = skip_quoted(bytes, i);
-                push(&mut out, &mut pending_space, "?");
-            }
-            b'"' | b'`' => {
-                let end = skip_quoted(bytes, i);
-                push(&mut out, &mut pending_space, &sql[i..end]);
-                i = end;
-            }
-            b'$' if bytes.get(i + 1).is_some_and(|c| c.is_ascii_digit()) => {
-                let start = i;
-                i += 1;
-                while bytes.get(i).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                }
-                push(&mut out, &mut pending_space, &sql[start..i]);
-            }
-            b'$' => {
-                // Dollar-quoted string: $tag$ ... $tag$
-                let tag_end = sql[i + 1..].find('$').map(|n| i + 1 + n);
-                match tag_end {
-                    Some(te)
-                        if sql[i + 1..te]
-                            .bytes()
-                            .all(|c| c.is_ascii_alphanumeric() || c == b'_') =>
-                    {
-                        let tag = &sql[i..=te];
-                        let body_end = sql[te + 1..]
-                            .find(tag)
-                            .map_or(sql.len(), |n| te + 1 + n + tag.len());
-                        push(&mut out, &mut pending_space, "?");
-                        i = body_end;
-                    }
-                    _ => {
-                        push(&mut out, &mut pending_space, "$");
-                        i += 1;
-                    }
-                }
-            }
-            b if b.is_ascii_digit()
-                || (b == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) =>
-            {
-                i += 1;
-                while i < bytes.len() {
-                    let c = bytes[i];
-                    let exponent_sign =
-                        (c == b'+' || c == b'-') && matches!(bytes[i - 1], b'e' | b'E');
-                    if c.is_ascii_alphanumeric() || c == b'.' || exponent_sign {
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                push(&mut out, &mut pending_space, "?");
-            }
-            b if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 => {
-                let start = i;
-                while i < bytes.len()
-                    && (bytes[i].is_ascii_alphanumeric()
-                        || bytes[i] == b'_'
-                        || bytes[i] >= 0x80
-                        || bytes[i] == b'$')
-                {
-                    i += 1;
-                }
-                let word = &sql[start..i];
-                // E'…', X'…', B'…', N'…' literal prefixes.
-                if word.len() == 1
-                    && bytes.get(i) == Some(&b'\'')
-                    && matches!(word.as_bytes()[0] | 0x20, b'e' | b'x' | b'b' | b'n')
-                {
-                    i = skip_quoted(bytes, i);
-                    push(&mut out, &mut pending_space, "?");
-                } else {
-                    push(&mut out, &mut pending_space, word);
-                }
-            }
-            b'?' => {
-                let start = i;
-                i += 1;
-                while bytes.get(i).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                }
-                push(&mut out, &mut pending_space, &sql[start..i]);
-            }
-            _ => {
-                let len = sql[i..].chars().next().map_or(1, char::len_utf8);
-                let piece = &sql[i..i + len];
-                if matches!(piece, "(" | ")" | "," | ";") {
-                    if piece == "(" {
-                        push(&mut out, &mut pending_space, piece);
-                    } else {
-                        pending_space = false;
-                        out.push_str(piece);
-                    }
-                    if piece == "(" {
-                        pending_space = false;
-                    }
-                } else {
+            Kind::Other => match piece {
+                "(" => {
                     push(&mut out, &mut pending_space, piece);
+                    pending_space = false;
                 }
-                i += len;
-            }
+                ")" | "," | ";" => {
+                    pending_space = false;
+                    out.push_str(piece);
+                }
+                _ => push(&mut out, &mut pending_space, piece),
+            },
         }
     }
     out
@@ -461,7 +370,7 @@ mod tests {
             ("SELECT  \n  1", "SELECT ?"),
             ("SELECT :name, @v, ?1", "SELECT :name, @v, ?1"),
         ] {
-            assert_eq!(normalize(sql), want, "{sql:?}");
+            assert_eq!(normalize(sql, Dialect::Postgres), want, "{sql:?}");
         }
     }
 
