@@ -910,3 +910,102 @@ fn a_broker_limit_below_ours_lowers_ours() {
     let (received, _) = validate(&s.collector, &messages);
     assert_exactly_once(&received, &sent);
 }
+
+/// CPU time of this process's live threads so far, in seconds: the sum of the first field
+/// of `/proc/self/task/*/schedstat` (nanoseconds on a CPU; finer than `/proc/self/stat`'s
+/// 10 ms ticks). Read while the reporter's threads are alive.
+fn cpu_seconds() -> f64 {
+    let mut ns: u64 = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+    {
+        if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
+            ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e9
+}
+
+/// Reports `spans` through a fresh reporter into `backend` and flushes; returns (wall
+/// seconds, CPU seconds of the process, ns per `report()` call).
+fn measure(backend: ZipkinBackend, spans: Vec<Span>) -> (f64, f64, f64) {
+    let n = spans.len();
+    let reporter = Reporter::start(
+        vec![Box::new(backend)],
+        ReporterOptions::default()
+            .queue_capacity(n + 1)
+            .backend_buffer_spans(2 * n),
+    )
+    .expect("reporter");
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    for span in spans {
+        reporter.report(span);
+    }
+    let reported = t0.elapsed();
+    let flushed = reporter.flush(Duration::from_secs(300));
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    if let Err(e) = flushed {
+        panic!("not delivered: {e}; {:?}", reporter.stats());
+    }
+    let stats = only(&reporter);
+    assert_eq!(stats.sent, n as u64, "{stats:?}");
+    reporter
+        .shutdown(Duration::from_secs(10))
+        .expect("shutdown");
+    (wall, cpu, reported.as_nanos() as f64 / n as f64)
+}
+
+/// Throughput and cost of the RabbitMQ transport against HTTP to the collector peer, in one
+/// run, alternating. A measurement, not a check: run it with
+/// `cargo test --release -p tomograph --features rabbitmq --test zipkin_rabbitmq -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run with --ignored --nocapture (numbers in BENCHMARKS.md)"]
+fn throughput_rabbitmq_vs_http() {
+    let Some(s) = services() else { return };
+    let _shared = shared_broker();
+    let queue = unique_queue("bench");
+    let _guard = QueueGuard {
+        url: s.broker.clone(),
+        queue: queue.clone(),
+    };
+    let make = |n: usize| -> Vec<Span> {
+        (0..n / 100)
+            .flat_map(|_| trace("rabbit-bench", 100, 0))
+            .map(|s| {
+                s.with_tag("http.method", "GET")
+                    .with_tag("http.status_code", 200)
+            })
+            .collect()
+    };
+    let http = || {
+        ZipkinBackend::builder()
+            .url(&s.collector)
+            .build()
+            .expect("backend")
+    };
+    let rabbit = || backend(&s.broker, &queue, Encoding::JsonV2);
+    let mut rows = Vec::new();
+    for round in 0..2 {
+        rows.push(("rabbitmq", round, 100_000, measure(rabbit(), make(100_000))));
+        rows.push(("http", round, 20_000, measure(http(), make(20_000))));
+    }
+    for (label, round, n, (wall, cpu, report_ns)) in rows {
+        eprintln!(
+            "{label:8} round {round} {n:6} spans: {:9.0} spans/s wall, {:9.0} spans per CPU-second \
+             ({cpu:.2} CPU-s in {wall:.2} s), report() {report_ns:.0} ns/span",
+            n as f64 / wall,
+            n as f64 / cpu.max(0.01),
+        );
+    }
+    let consumer = Consumer::connect(&s.broker);
+    let drained = consumer.drain(&queue).len();
+    consumer.close();
+    eprintln!("{drained} messages drained");
+}

@@ -87,7 +87,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 
 use super::{ListEncoding, redact_url};
 use crate::error::{BackendError, ConfigError};
-use crate::model::Span;
+use crate::model::{Span, SpanId, TraceId};
 
 /// The queue zipkin-server's RabbitMQ collector reads by default.
 pub const DEFAULT_QUEUE: &str = "zipkin";
@@ -199,8 +199,30 @@ struct Chunk {
 /// The part of the batch last attempted that the broker confirmed, so that a retry of the
 /// same batch publishes only the rest.
 struct Resume {
-    batch: (usize, usize),
+    batch: BatchKey,
     confirmed: Vec<bool>,
+}
+
+/// Tells a retry of a batch from another batch: the reporter retries the very same slice,
+/// and a new batch that happened to reuse its allocation has other span ids (random 64-bit).
+#[derive(PartialEq, Eq)]
+struct BatchKey {
+    address: usize,
+    len: usize,
+    first: Option<(TraceId, SpanId)>,
+    last: Option<(TraceId, SpanId)>,
+}
+
+impl BatchKey {
+    fn of(spans: &[Span]) -> Self {
+        let ids = |s: &Span| (s.trace_id(), s.id());
+        Self {
+            address: spans.as_ptr() as usize,
+            len: spans.len(),
+            first: spans.first().map(ids),
+            last: spans.last().map(ids),
+        }
+    }
 }
 
 enum ChunkOutcome {
@@ -282,7 +304,7 @@ impl RabbitPublisher {
 
     /// Publishes `spans` (split to fit the message limit) and waits for the broker's confirms.
     pub(crate) fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
-        let key = (spans.as_ptr() as usize, spans.len());
+        let key = BatchKey::of(spans);
         let mut confirmed = match self.resume.take() {
             Some(r) if r.batch == key => r.confirmed,
             _ => vec![false; spans.len()],
