@@ -21,8 +21,10 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `TOMOGRAPH_ZIPKIN_URL` | collector base URL (`/api/v2/spans` or `/api/v1/spans` appended) | `http://127.0.0.1:9411` |
-//! | `TOMOGRAPH_ZIPKIN_ENCODING` | `json` (v2), `thrift` (v1 over HTTP), `scribe` | `json` |
+//! | `TOMOGRAPH_ZIPKIN_URL` | collector base URL (`/api/v2/spans` or `/api/v1/spans` appended), or `amqp://user:password@host:port/vhost` for RabbitMQ (feature `rabbitmq`) | `http://127.0.0.1:9411` |
+//! | `TOMOGRAPH_ZIPKIN_ENCODING` | `json` (v2), `thrift` (v1), over HTTP or RabbitMQ; `scribe` | `json` |
+//! | `TOMOGRAPH_ZIPKIN_QUEUE` | RabbitMQ queue (declared durable) | `zipkin` |
+//! | `TOMOGRAPH_ZIPKIN_MAX_MESSAGE_BYTES` | largest RabbitMQ message body; bigger batches are split | `5000000` |
 //! | `TOMOGRAPH_SCRIBE_ADDR` | Scribe `host:port` | `127.0.0.1:9410` |
 //! | `TOMOGRAPH_ZIPKIN_GZIP` | gzip HTTP bodies | `false` |
 //! | `TOMOGRAPH_ZIPKIN_TIMEOUT_MS` | longest one request may take | `5000` |

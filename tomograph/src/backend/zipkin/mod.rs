@@ -1,6 +1,7 @@
 //! The Zipkin backend: finished spans to a Zipkin collector.
 //!
-//! Three transports, chosen by [`Encoding`]:
+//! Three transports over HTTP or TCP, chosen by [`Encoding`], and one over a broker, chosen
+//! by the URL:
 //!
 //! - [`Encoding::JsonV2`] (the default): `POST {url}/api/v2/spans`, `application/json`
 //!   ([`json`]);
@@ -8,7 +9,10 @@
 //!   TBinaryProtocol `list<Span>` ([`thrift`]);
 //! - [`Encoding::Scribe`]: the original library's transport, a thrift `Log` call with one
 //!   `LogEntry{category: "zipkin", message: base64(span)}` per span over a framed TCP
-//!   connection, for sites that still run a Scribe collector.
+//!   connection, for sites that still run a Scribe collector;
+//! - an `amqp://` URL (feature `rabbitmq`): each batch one persistent message — a JSON v2 or
+//!   thrift v1 list of spans — to the RabbitMQ queue zipkin-server's collector reads, counted
+//!   as delivered when the broker confirms it (`rabbitmq`).
 //!
 //! Each batch from the reporter is one request; the HTTP connection (or the Scribe
 //! connection) is kept and reused. Bodies may be gzipped. The reporter calls the backend on a
@@ -25,11 +29,13 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `TOMOGRAPH_ZIPKIN_URL` | collector base URL (`/api/v2/spans` or `/api/v1/spans` is appended; a URL that already ends with it is taken as is) | `http://127.0.0.1:9411` |
-//! | `TOMOGRAPH_ZIPKIN_ENCODING` | `json` (v2 over HTTP), `thrift` (v1 over HTTP), `scribe` | `json` |
+//! | `TOMOGRAPH_ZIPKIN_URL` | collector base URL (`/api/v2/spans` or `/api/v1/spans` is appended; a URL that already ends with it is taken as is), or `amqp://user:password@host:port/vhost` for RabbitMQ (feature `rabbitmq`; the vhost `/` is written `%2f`) | `http://127.0.0.1:9411` |
+//! | `TOMOGRAPH_ZIPKIN_ENCODING` | `json` (v2), `thrift` (v1), over HTTP or RabbitMQ; `scribe` | `json` |
+//! | `TOMOGRAPH_ZIPKIN_QUEUE` | RabbitMQ queue (declared durable) | `zipkin` |
+//! | `TOMOGRAPH_ZIPKIN_MAX_MESSAGE_BYTES` | largest RabbitMQ message body; larger batches are split | `5000000` |
 //! | `TOMOGRAPH_SCRIBE_ADDR` | Scribe collector `host:port` (encoding `scribe`) | `127.0.0.1:9410` |
 //! | `TOMOGRAPH_ZIPKIN_GZIP` | `true` gzips HTTP bodies (`Content-Encoding: gzip`) | `false` |
-//! | `TOMOGRAPH_ZIPKIN_TIMEOUT_MS` | longest one request (connect + send + answer) may take | `5000` |
+//! | `TOMOGRAPH_ZIPKIN_TIMEOUT_MS` | longest one request (connect + send + answer; for RabbitMQ connect + publish + confirms) may take | `5000` |
 //! | `TOMOGRAPH_ZIPKIN_TYPED_TAGS` | `true` sends thrift tags typed (I64/DOUBLE/BOOL) instead of as strings, see [`TagEncoding`] | `false` |
 //!
 //! ```
@@ -49,6 +55,8 @@
 
 mod http;
 pub mod json;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 mod scribe;
 pub mod thrift;
 
@@ -69,6 +77,10 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:9411";
 pub const DEFAULT_SCRIBE_ADDR: &str = "127.0.0.1:9410";
 /// The default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The RabbitMQ queue zipkin-server's collector reads by default.
+pub const DEFAULT_QUEUE: &str = "zipkin";
+/// The largest RabbitMQ message body by default (5 MB, as Brave's `RabbitMQSender`).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 5_000_000;
 
 /// How spans travel to the collector.
 ///
@@ -198,10 +210,112 @@ impl Decimal {
     }
 }
 
+/// The body of one request or message: a Zipkin list of spans, JSON v2 or thrift v1. Scribe
+/// is not one (it carries one base64'd span per entry), so no transport that sends lists can be
+/// paired with it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ListEncoding {
+    Json,
+    Thrift(TagEncoding),
+}
+
+impl ListEncoding {
+    /// The list encoding of `encoding`, if it has one.
+    fn of(encoding: Encoding, tags: TagEncoding) -> Option<Self> {
+        match encoding {
+            Encoding::JsonV2 => Some(ListEncoding::Json),
+            Encoding::ThriftV1 => Some(ListEncoding::Thrift(tags)),
+            Encoding::Scribe => None,
+        }
+    }
+
+    pub(crate) fn encode(self, spans: &[Span], out: &mut Vec<u8>) {
+        match self {
+            ListEncoding::Json => json::encode_spans(spans, out),
+            ListEncoding::Thrift(tags) => thrift::encode_spans(spans, tags, out),
+        }
+    }
+
+    #[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))]
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            ListEncoding::Json => "application/json",
+            ListEncoding::Thrift(_) => "application/x-thrift",
+        }
+    }
+}
+
+/// Building a list span by span, for transports that split batches.
+#[cfg(feature = "rabbitmq")]
+impl ListEncoding {
+    /// One span as it appears inside the list.
+    pub(crate) fn encode_one(self, span: &Span, out: &mut Vec<u8>) {
+        match self {
+            ListEncoding::Json => json::encode_span(span, out),
+            ListEncoding::Thrift(tags) => thrift::encode_span(span, tags, out),
+        }
+    }
+
+    /// Bytes of an empty list (opening + closing).
+    pub(crate) fn frame_len(self) -> usize {
+        match self {
+            ListEncoding::Json => 2,
+            ListEncoding::Thrift(_) => 5,
+        }
+    }
+
+    /// Bytes added between two spans.
+    pub(crate) fn extra_per_span(self) -> usize {
+        match self {
+            ListEncoding::Json => 1,
+            ListEncoding::Thrift(_) => 0,
+        }
+    }
+
+    /// Bytes [`close`](Self::close) appends.
+    pub(crate) fn close_len(self) -> usize {
+        match self {
+            ListEncoding::Json => 1,
+            ListEncoding::Thrift(_) => 0,
+        }
+    }
+
+    /// Starts a list (the thrift count is patched by `close`).
+    pub(crate) fn open(self, out: &mut Vec<u8>) {
+        match self {
+            ListEncoding::Json => out.push(b'['),
+            // TBinaryProtocol list header: element type STRUCT, i32 count.
+            ListEncoding::Thrift(_) => out.extend_from_slice(&[0x0c, 0, 0, 0, 0]),
+        }
+    }
+
+    pub(crate) fn separate(self, out: &mut Vec<u8>) {
+        if let ListEncoding::Json = self {
+            out.push(b',');
+        }
+    }
+
+    /// Ends the list that `open` started at `start`, holding `count` spans.
+    pub(crate) fn close(self, out: &mut Vec<u8>, start: usize, count: usize) {
+        match self {
+            ListEncoding::Json => out.push(b']'),
+            ListEncoding::Thrift(_) => {
+                let count = i32::try_from(count).unwrap_or(i32::MAX).to_be_bytes();
+                out[start + 1..start + 5].copy_from_slice(&count);
+            }
+        }
+    }
+}
+
+/// Where encoded batches go. Each variant carries what it sends, so an encoding its
+/// transport cannot carry is not representable. A Kafka sender would be one more variant
+/// taking list bodies, like `Rabbit` (see the `rabbitmq` module docs).
 #[derive(Debug)]
 enum Transport {
-    Http(HttpPoster),
-    Scribe(Box<ScribeClient>),
+    Http(HttpPoster, ListEncoding),
+    Scribe(Box<ScribeClient>, TagEncoding),
+    #[cfg(feature = "rabbitmq")]
+    Rabbit(Box<rabbitmq::RabbitPublisher>),
 }
 
 /// Sends spans to a Zipkin collector. Build one with [`ZipkinBackend::builder`] or from the
@@ -210,7 +324,6 @@ enum Transport {
 #[derive(Debug)]
 pub struct ZipkinBackend {
     encoding: Encoding,
-    tags: TagEncoding,
     transport: Transport,
     body: Vec<u8>,
 }
@@ -242,11 +355,14 @@ impl ZipkinBackend {
         ZipkinBuilder::from_lookup(env)?.build()
     }
 
-    /// Where spans go: the HTTP endpoint or the Scribe address.
+    /// Where spans go: the HTTP endpoint, the Scribe address, or (RabbitMQ) the broker
+    /// without its password and the queue, `amqp://user@host:port/vhost queue zipkin`.
     pub fn destination(&self) -> &str {
         match &self.transport {
-            Transport::Http(http) => http.endpoint(),
-            Transport::Scribe(scribe) => scribe.addr(),
+            Transport::Http(http, _) => http.endpoint(),
+            Transport::Scribe(scribe, _) => scribe.addr(),
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(rabbit) => rabbit.destination(),
         }
     }
 
@@ -259,14 +375,11 @@ impl ZipkinBackend {
 impl ZipkinBackend {
     /// Encodes and posts `spans` as one request.
     fn post(&mut self, spans: &[Span]) -> Result<(), BackendError> {
-        let Transport::Http(http) = &mut self.transport else {
+        let Transport::Http(http, list) = &mut self.transport else {
             return Err(BackendError::permanent(ZipkinError::NotConnected));
         };
         self.body.clear();
-        match self.encoding {
-            Encoding::ThriftV1 => thrift::encode_spans(spans, self.tags, &mut self.body),
-            Encoding::JsonV2 | Encoding::Scribe => json::encode_spans(spans, &mut self.body),
-        }
+        list.encode(spans, &mut self.body);
         let result = http.post(&self.body);
         // A huge batch should not pin its memory forever.
         if self.body.capacity() > 4 << 20 {
@@ -323,15 +436,17 @@ impl Backend for ZipkinBackend {
             return Ok(());
         }
         match &mut self.transport {
-            Transport::Http(_) => self.post(spans),
-            Transport::Scribe(scribe) => scribe.send(spans, self.tags),
+            Transport::Http(..) => self.post(spans),
+            Transport::Scribe(scribe, tags) => scribe.send(spans, *tags),
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(rabbit) => rabbit.send(spans),
         }
     }
 
     /// Over HTTP, a batch the collector refuses (400, 413) is split until every span it
     /// accepts is delivered; the refused ones are counted with the collector's answer.
     fn deliver(&mut self, spans: &[Span]) -> Delivery {
-        if spans.is_empty() || matches!(self.transport, Transport::Scribe(_)) {
+        if spans.is_empty() || !matches!(self.transport, Transport::Http(..)) {
             return Delivery::from_result(spans.len(), self.send(spans));
         }
         let mut out = Delivery::default();
@@ -351,7 +466,7 @@ impl Backend for ZipkinBackend {
 /// assert_eq!(scribe.destination(), "10.0.0.5:9410");
 /// assert!(ZipkinBackend::builder().url("ftp://nope").build().is_err());
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct ZipkinBuilder {
     url: String,
@@ -360,6 +475,24 @@ pub struct ZipkinBuilder {
     gzip: bool,
     timeout: Duration,
     tags: TagEncoding,
+    queue: String,
+    max_message_bytes: usize,
+}
+
+/// Never shows a password in the URL.
+impl std::fmt::Debug for ZipkinBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZipkinBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("encoding", &self.encoding)
+            .field("scribe_addr", &self.scribe_addr)
+            .field("gzip", &self.gzip)
+            .field("timeout", &self.timeout)
+            .field("tags", &self.tags)
+            .field("queue", &self.queue)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish()
+    }
 }
 
 impl Default for ZipkinBuilder {
@@ -371,6 +504,8 @@ impl Default for ZipkinBuilder {
             gzip: false,
             timeout: DEFAULT_TIMEOUT,
             tags: TagEncoding::Strings,
+            queue: DEFAULT_QUEUE.to_owned(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -406,6 +541,16 @@ impl ZipkinBuilder {
             })?;
             b.timeout = Duration::from_millis(ms.max(1));
         }
+        if let Some(queue) = env("TOMOGRAPH_ZIPKIN_QUEUE").filter(|v| !v.trim().is_empty()) {
+            b.queue = queue.trim().to_owned();
+        }
+        if let Some(v) = env("TOMOGRAPH_ZIPKIN_MAX_MESSAGE_BYTES") {
+            b.max_message_bytes = v.trim().parse().map_err(|_| ConfigError::InvalidValue {
+                variable: "TOMOGRAPH_ZIPKIN_MAX_MESSAGE_BYTES",
+                value: v.clone(),
+                reason: "expected a number of bytes".into(),
+            })?;
+        }
         if let Some(v) = env("TOMOGRAPH_ZIPKIN_TYPED_TAGS")
             && parse_bool("TOMOGRAPH_ZIPKIN_TYPED_TAGS", &v)?
         {
@@ -414,7 +559,8 @@ impl ZipkinBuilder {
         Ok(b)
     }
 
-    /// The collector's base URL (`http://host:port`, optionally with a path prefix).
+    /// The collector's base URL (`http://host:port`, optionally with a path prefix), or a
+    /// RabbitMQ broker's, `amqp://user:password@host:port/vhost` (feature `rabbitmq`).
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = url.into();
         self
@@ -444,6 +590,19 @@ impl ZipkinBuilder {
         self
     }
 
+    /// The RabbitMQ queue (for an `amqp://` URL); default `zipkin`.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// The largest RabbitMQ message body (for an `amqp://` URL); a batch encoded larger is
+    /// split into several messages. Default 5 MB; at least 1 KiB.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
     /// How thrift (v1 and Scribe) tags are typed.
     pub fn tag_encoding(mut self, tags: TagEncoding) -> Self {
         self.tags = tags;
@@ -452,8 +611,11 @@ impl ZipkinBuilder {
 
     /// The backend. Nothing connects yet: the first batch does.
     pub fn build(self) -> Result<ZipkinBackend, ConfigError> {
-        let transport = match self.encoding {
-            Encoding::Scribe => {
+        if self.url.trim_start().starts_with("amqp") {
+            return self.build_broker();
+        }
+        let transport = match ListEncoding::of(self.encoding, self.tags) {
+            None => {
                 if self
                     .scribe_addr
                     .rsplit_once(':')
@@ -465,28 +627,87 @@ impl ZipkinBuilder {
                         reason: "expected host:port".into(),
                     });
                 }
-                Transport::Scribe(Box::new(ScribeClient::new(self.scribe_addr, self.timeout)))
+                Transport::Scribe(
+                    Box::new(ScribeClient::new(self.scribe_addr, self.timeout)),
+                    self.tags,
+                )
             }
-            Encoding::JsonV2 | Encoding::ThriftV1 => {
-                let (path, content_type) = match self.encoding {
-                    Encoding::ThriftV1 => ("/api/v1/spans", "application/x-thrift"),
-                    _ => ("/api/v2/spans", "application/json"),
+            Some(list) => {
+                let path = match list {
+                    ListEncoding::Thrift(_) => "/api/v1/spans",
+                    ListEncoding::Json => "/api/v2/spans",
                 };
                 let endpoint = endpoint_url(&self.url, path)?;
-                Transport::Http(HttpPoster::new(
-                    endpoint,
-                    content_type,
-                    self.gzip,
-                    self.timeout,
-                ))
+                Transport::Http(
+                    HttpPoster::new(endpoint, list.content_type(), self.gzip, self.timeout),
+                    list,
+                )
             }
         };
         Ok(ZipkinBackend {
             encoding: self.encoding,
-            tags: self.tags,
             transport,
             body: Vec::new(),
         })
+    }
+
+    /// An `amqp://` URL: the RabbitMQ transport.
+    #[cfg(feature = "rabbitmq")]
+    fn build_broker(self) -> Result<ZipkinBackend, ConfigError> {
+        let uri = rabbitmq::parse_url(&self.url)?;
+        let Some(list) = ListEncoding::of(self.encoding, self.tags) else {
+            return Err(ConfigError::InvalidValue {
+                variable: "TOMOGRAPH_ZIPKIN_ENCODING",
+                value: "scribe".into(),
+                reason: "Scribe is a transport of its own; over RabbitMQ use json or thrift".into(),
+            });
+        };
+        let queue = self.queue.trim();
+        if queue.is_empty() || queue.len() > 255 {
+            return Err(ConfigError::InvalidValue {
+                variable: "TOMOGRAPH_ZIPKIN_QUEUE",
+                value: self.queue.clone(),
+                reason: "expected a queue name of 1 to 255 bytes".into(),
+            });
+        }
+        let publisher = rabbitmq::RabbitPublisher::new(
+            uri,
+            queue.to_owned(),
+            list,
+            self.timeout,
+            self.max_message_bytes,
+        );
+        Ok(ZipkinBackend {
+            encoding: self.encoding,
+            transport: Transport::Rabbit(Box::new(publisher)),
+            body: Vec::new(),
+        })
+    }
+
+    #[cfg(not(feature = "rabbitmq"))]
+    fn build_broker(self) -> Result<ZipkinBackend, ConfigError> {
+        Err(ConfigError::InvalidValue {
+            variable: "TOMOGRAPH_ZIPKIN_URL",
+            value: redact_url(&self.url),
+            reason: "amqp:// URLs need tomograph's `rabbitmq` feature".into(),
+        })
+    }
+}
+
+/// `url` with the password of a `scheme://user:password@…` URL replaced by `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{masked}@{host}{path}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -566,6 +787,24 @@ mod tests {
         let defaults = ZipkinBackend::from_lookup(&|_| None).unwrap();
         assert_eq!(defaults.destination(), "http://127.0.0.1:9411/api/v2/spans");
         assert_eq!(defaults.encoding(), Encoding::JsonV2);
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            redact_url("amqp://tracer:s3cret@rabbit:5672/%2f"),
+            "amqp://tracer:***@rabbit:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://rabbit/x@y"), "amqp://rabbit/x@y");
+        assert_eq!(redact_url("http://zipkin:9411"), "http://zipkin:9411");
+        let b = ZipkinBackend::builder().url("amqp://tracer:s3cret@rabbit:5672/%2f");
+        assert!(!format!("{b:?}").contains("s3cret"));
+        #[cfg(not(feature = "rabbitmq"))]
+        {
+            let err = b.build().unwrap_err().to_string();
+            assert!(err.contains("rabbitmq"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
     }
 
     #[test]
