@@ -36,6 +36,7 @@ use crate::fields::{KindFinder, NoteText, SpanFields, names_kind};
 ///
 /// The span's state lives in its extensions, so a span entered on one thread and closed on
 /// another (a future moving between worker threads) is reported once, when it closes.
+/// `follows_from` relations are not recorded (Zipkin spans have one parent and no links).
 ///
 /// ```
 /// use tracing_subscriber::layer::SubscriberExt;
