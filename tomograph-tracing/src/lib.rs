@@ -1,6 +1,6 @@
 //! # tomograph-tracing
 //!
-//! Bridges between [tomograph](tomograph) and the two ways the Rust ecosystem reports what it
+//! Bridges between [tomograph] and the two ways the Rust ecosystem reports what it
 //! does:
 //!
 //! - [`TomographLayer`], a [`tracing_subscriber::Layer`]: every `tracing` span it sees
@@ -8,7 +8,7 @@
 //!   tomograph span in the same trace as tomograph's own, and while it is entered it is
 //!   tomograph's current context, so tomograph spans, `#[traced]` functions, SQL statements
 //!   and outgoing requests made inside it are its children. Its events become notes.
-//! - [`NoteLogger`], a [`log::Log`] around the application's logger: WARN and ERROR records
+//! - [`NoteLogger`], a [`log::Log`](::log::Log) around the application's logger: WARN and ERROR records
 //!   (or whatever level you choose) also become notes on the current span.
 //!
 //! A crate of its own, so that applications that do not use `tracing` do not compile
