@@ -693,6 +693,46 @@ impl DetachedSpan {
         }
     }
 
+    /// Makes this span the current context on this thread, without moving it, until
+    /// [`exit_context`](Self::exit_context): spans started here ([`span`], [`start`],
+    /// `#[traced]`, SQL statements) become its children (at its service) and
+    /// [`get_trace_info`] returns its token. The span itself stays here, still recorded by
+    /// whoever holds it.
+    ///
+    /// For bridges from other context systems whose spans are entered and left by callbacks
+    /// on any thread, where no guard can be held between the two (`tomograph-tracing` calls
+    /// it from `on_enter`). Scoped code should use [`enter`](Self::enter) or
+    /// [`FutureExt::in_trace`](crate::FutureExt::in_trace) instead. Each call must be paired
+    /// with an `exit_context` on the same thread; a span may be entered on several threads
+    /// at once, and several times on one.
+    ///
+    /// ```
+    /// # tomograph::init(tomograph::Config::builder().build()).unwrap();
+    /// let outer = tomograph::span("outer").start_detached();
+    /// outer.enter_context();
+    /// assert_eq!(tomograph::get_trace_info(), outer.token());
+    /// {
+    ///     let child = tomograph::span("child").start();
+    ///     assert_eq!(child.token().unwrap().trace_id(), outer.token().unwrap().trace_id());
+    /// }
+    /// assert!(outer.exit_context());
+    /// assert_eq!(tomograph::get_trace_info(), None);
+    /// ```
+    pub fn enter_context(&self) {
+        if let Some(token) = self.token {
+            let endpoint = self.span.as_ref().map(|s| s.local_endpoint.clone());
+            stack::push_entered(token, endpoint);
+        }
+    }
+
+    /// Undoes the innermost [`enter_context`](Self::enter_context) of this span on this
+    /// thread, also when spans opened after it are still open (they keep their place).
+    /// Returns false when this thread has no such context (a guard opened before it and
+    /// dropped since closed it).
+    pub fn exit_context(&self) -> bool {
+        self.token.is_some_and(stack::pop_entered)
+    }
+
     /// Stops the span now.
     pub fn finish(self) {
         drop(self);

@@ -27,6 +27,12 @@ pub(crate) enum Frame {
     /// Not a span of this stack: the context a task or thread continues (a parent to attach
     /// children to). Never reported, never stopped by name.
     Link(TraceToken),
+    /// A span recorded elsewhere (a bridged `tracing` span), entered on this thread: a parent
+    /// like a link, whose children also inherit its local endpoint.
+    Entered {
+        token: TraceToken,
+        endpoint: Option<EndpointRef>,
+    },
 }
 
 impl Frame {
@@ -41,13 +47,15 @@ impl Frame {
                 debug: span.debug,
                 remote: false,
             },
-            Frame::Unsampled { token, .. } | Frame::Link(token) => *token,
+            Frame::Unsampled { token, .. } | Frame::Link(token) | Frame::Entered { token, .. } => {
+                *token
+            }
         }
     }
 
     /// Whether the frame is a link rather than a span of its own.
     pub(crate) fn is_link(&self) -> bool {
-        matches!(self, Frame::Link(_))
+        matches!(self, Frame::Link(_) | Frame::Entered { .. })
     }
 
     /// Whether nothing owns this frame but the stack: the seed API (`start`, `start_from`,
@@ -57,7 +65,8 @@ impl Frame {
         match self {
             Frame::Recording(span) => span.unowned,
             Frame::Unsampled { unowned, .. } => *unowned,
-            Frame::Link(_) => false,
+            // An entered bridged span belongs to its `tracing` span, which exits it.
+            Frame::Link(_) | Frame::Entered { .. } => false,
         }
     }
 
@@ -70,7 +79,7 @@ impl Frame {
         match self {
             Frame::Recording(span) => Some(&span.name),
             Frame::Unsampled { name, .. } => Some(name),
-            Frame::Link(_) => None,
+            Frame::Link(_) | Frame::Entered { .. } => None,
         }
     }
 
@@ -79,7 +88,7 @@ impl Frame {
         match self {
             Frame::Recording(span) => span.id == id,
             Frame::Unsampled { token, .. } => token.span_id == id,
-            Frame::Link(_) => false,
+            Frame::Link(_) | Frame::Entered { .. } => false,
         }
     }
 
@@ -160,6 +169,7 @@ pub(crate) fn current_parent() -> Option<(TraceToken, Option<EndpointRef>)> {
         s.last().map(|f| {
             let endpoint = match f {
                 Frame::Recording(span) => Some(span.local_endpoint.clone()),
+                Frame::Entered { endpoint, .. } => endpoint.clone(),
                 _ => None,
             };
             (f.token(), endpoint)
@@ -173,6 +183,33 @@ pub(crate) fn push(frame: Frame) {
     // If the stack is busy the frame is dropped unreported: only possible from inside a lazy
     // tag closure, where starting spans makes no sense.
     with_stack_mut(|s| s.push(frame));
+}
+
+/// Makes a span recorded elsewhere current on this thread, for contexts entered and left by
+/// callbacks rather than by a scope (see [`crate::DetachedSpan::enter_context`]).
+pub(crate) fn push_entered(token: TraceToken, endpoint: Option<EndpointRef>) {
+    push(Frame::Entered { token, endpoint });
+}
+
+/// Removes the innermost entered frame of `token` (the inverse of [`push_entered`]), wherever
+/// it is on the stack: frames opened above it and still open stay where they are. Returns
+/// false when there is none (a guard below it closed it already).
+pub(crate) fn pop_entered(token: TraceToken) -> bool {
+    with_stack_mut(|s| {
+        let is_it = |f: &Frame| matches!(f, Frame::Entered { token: t, .. } if *t == token);
+        if s.last().is_some_and(is_it) {
+            s.pop();
+            return true;
+        }
+        match s.iter().rposition(is_it) {
+            Some(pos) => {
+                s.remove(pos);
+                true
+            }
+            None => false,
+        }
+    })
+    .unwrap_or(false)
 }
 
 /// The seed's `stop(name)`: stops the innermost span if it has that name.
