@@ -1,0 +1,240 @@
+//! tomograph-diesel against the diesel tracers a user would pick instead, same statement, same
+//! database, one process: `diesel-tracing` 0.4 (its `TracingInstrumentation`, the form its
+//! README shows first: `tracing` events; and its instrumented connection with the
+//! `statement-fields` feature: one `tracing` span per statement) under `tracing-opentelemetry`
+//! with the SDK's batch processor and a no-op exporter, and `fastrace-diesel` (query capture
+//! on, its default) with a no-op fastrace reporter. tomograph has its reporter running with a
+//! discarding backend. Each tracer runs inside a root span of its own, opened per batch.
+//!
+//! Every arm but diesel-tracing's connection wrapper runs on **one** connection whose
+//! instrumentation is swapped per batch (a no-op instrumentation for the baseline), so the
+//! server side is the same for all; the wrapper is a connection type of its own, so it runs
+//! on a second connection (SQLite only: two PostgreSQL connections are two server processes,
+//! which this VM schedules differently).
+//!
+//! What each records: diesel hands an `Instrumentation` the query only as `&dyn DebugQuery`,
+//! whose `Display` is the SQL followed by its bind values. tomograph keeps the SQL and drops
+//! the binds; diesel-tracing and fastrace-diesel record the whole text (SQL and binds) — they
+//! have no option for SQL alone (fastrace-diesel can only switch capture off altogether).
+//!
+//! Run: `TOMOGRAPH_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1/test
+//! cargo bench -p tomograph-diesel --all-features --bench peers`
+//! (`TOMOGRAPH_BENCH_PAIRS`, default 60, sets the pairs of batches).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use diesel::connection::{Instrumentation, InstrumentationEvent, LoadConnection};
+use diesel::prelude::*;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tomograph::Config;
+use tomograph::testing::{DiscardBackend, bench_pairs};
+use tomograph_diesel::DieselTracer;
+use tracing_subscriber::layer::SubscriberExt;
+
+#[path = "../../benches/support/added_cost.rs"]
+mod added_cost;
+use added_cost::{Batch, added_costs};
+
+const BATCH: u32 = 200;
+
+diesel::table! {
+    #[sql_name = "tg_diesel_peers"]
+    t (id) {
+        id -> Integer,
+        name -> Text,
+    }
+}
+
+fn setup<C: Connection>(conn: &mut C)
+where
+    diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<C>,
+{
+    for sql in [
+        "DROP TABLE IF EXISTS tg_diesel_peers",
+        "CREATE TABLE tg_diesel_peers (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        "INSERT INTO tg_diesel_peers (id, name) VALUES (1, 'one')",
+    ] {
+        diesel::sql_query(sql).execute(conn).expect("bench table");
+    }
+}
+
+fn simple_query<C>(conn: &mut C) -> String
+where
+    C: LoadConnection,
+    C::Backend: diesel::backend::DieselReserveSpecialization
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    for<'a> diesel::dsl::Limit<
+        diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>,
+    >: diesel::query_dsl::LoadQuery<'a, C, String>,
+{
+    t::table
+        .filter(t::id.eq(black_box(1)))
+        .select(t::name)
+        .first::<String>(conn)
+        .expect("query")
+}
+
+/// The baseline's instrumentation: does nothing.
+struct Nothing;
+impl Instrumentation for Nothing {
+    fn on_connection_event(&mut self, _: InstrumentationEvent<'_>) {}
+}
+
+struct NullFastraceReporter;
+impl fastrace::collector::Reporter for NullFastraceReporter {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        black_box(spans.len());
+    }
+}
+
+#[derive(Debug)]
+struct NullExporter;
+impl SpanExporter for NullExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+fn otel_dispatch() -> tracing::Dispatch {
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(NullExporter)
+        .build();
+    let tracer = provider.tracer("bench");
+    tracing::Dispatch::new(
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
+    )
+}
+
+fn timed(mut query: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..BATCH {
+        query();
+    }
+    start.elapsed()
+}
+
+/// The batch inside a `tracing` root span under the OpenTelemetry subscriber.
+fn in_otel_root(otel: &tracing::Dispatch, body: impl FnOnce() -> Duration) -> Duration {
+    tracing::dispatcher::with_default(otel, || {
+        let root = tracing::info_span!("bench root");
+        let _entered = root.enter();
+        body()
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare<C>(
+    title: &str,
+    url: &str,
+    otel: &tracing::Dispatch,
+    fastrace_instrumentation: fn(&str) -> fastrace_diesel::FastraceInstrumentation,
+    wrapper: Option<&mut dyn FnMut() -> String>,
+) where
+    C: LoadConnection,
+    C::Backend: diesel::backend::DieselReserveSpecialization
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<C>,
+    for<'a> diesel::dsl::Limit<
+        diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>,
+    >: diesel::query_dsl::LoadQuery<'a, C, String>,
+{
+    let mut conn = C::establish(url).expect("connect");
+    setup(&mut conn);
+    let conn = std::cell::RefCell::new(conn);
+    let tracer = DieselTracer::from_url(url);
+    let plain = || {
+        let mut conn = conn.borrow_mut();
+        conn.set_instrumentation(Nothing);
+        timed(|| {
+            black_box(simple_query(&mut *conn));
+        })
+    };
+    let tomograph = || {
+        let mut conn = conn.borrow_mut();
+        tracer.instrument(&mut *conn);
+        let _root = tomograph::span("bench root").root().start();
+        timed(|| {
+            black_box(simple_query(&mut *conn));
+        })
+    };
+    let diesel_tracing = || {
+        let mut conn = conn.borrow_mut();
+        conn.set_instrumentation(diesel_tracing::TracingInstrumentation::new(false));
+        in_otel_root(otel, || {
+            timed(|| {
+                black_box(simple_query(&mut *conn));
+            })
+        })
+    };
+    let fastrace = || {
+        let mut conn = conn.borrow_mut();
+        conn.set_instrumentation(fastrace_instrumentation(url));
+        let root = fastrace::Span::root("bench root", fastrace::collector::SpanContext::random());
+        let _parent = root.set_local_parent();
+        timed(|| {
+            black_box(simple_query(&mut *conn));
+        })
+    };
+    let mut arms: Vec<(&str, Batch<'_>)> = vec![
+        ("tomograph-diesel", Box::new(tomograph)),
+        (
+            "diesel-tracing Instrumentation (events) + OTel",
+            Box::new(diesel_tracing),
+        ),
+        ("fastrace-diesel", Box::new(fastrace)),
+    ];
+    if let Some(wrapper) = wrapper {
+        arms.push((
+            "diesel-tracing connection (spans) + OTel",
+            Box::new(move || {
+                in_otel_root(otel, || {
+                    timed(|| {
+                        black_box(wrapper());
+                    })
+                })
+            }),
+        ));
+    }
+    added_costs(title, bench_pairs(60), BATCH, Box::new(plain), arms).print("tomograph-diesel");
+}
+
+fn main() {
+    tomograph::init(
+        Config::builder()
+            .service_name("bench")
+            .backend(DiscardBackend::default())
+            .build(),
+    )
+    .expect("tracer");
+    fastrace::set_reporter(NullFastraceReporter, fastrace::collector::Config::default());
+    let otel = otel_dispatch();
+
+    let url = "file:tg_diesel_peers?mode=memory&cache=shared";
+    // Holds the shared in-memory database and its table for the whole run.
+    let mut owner = SqliteConnection::establish(url).expect("connect");
+    setup(&mut owner);
+    let mut wrapped =
+        diesel_tracing::sqlite::InstrumentedSqliteConnection::establish(url).expect("connect");
+    compare::<SqliteConnection>(
+        "diesel, SQLite in memory",
+        url,
+        &otel,
+        fastrace_diesel::FastraceInstrumentation::sqlite,
+        Some(&mut || simple_query(&mut wrapped)),
+    );
+
+    match std::env::var("TOMOGRAPH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => compare::<PgConnection>(
+            "diesel, PostgreSQL",
+            &url,
+            &otel,
+            fastrace_diesel::FastraceInstrumentation::postgres,
+            None,
+        ),
+        _ => eprintln!("SKIP diesel, PostgreSQL: TOMOGRAPH_TEST_POSTGRES_URL is not set"),
+    }
+}

@@ -1,0 +1,116 @@
+//! tomograph-rusqlite against what a `tracing` user writes for rusqlite (no tracing crate for
+//! rusqlite exists): a span made with `tracing` around the same call, under
+//! `tracing-opentelemetry` with the SDK's batch processor and a no-op exporter, carrying the
+//! same information (the SQL text, `db.system`, client kind; no bound values). The statement
+//! is a prepared in-memory `SELECT ?1`. tomograph has its reporter running with a discarding
+//! backend. Each tracer runs inside a root span of its own, opened per batch; the baseline is
+//! plain rusqlite.
+//!
+//! Run: `cargo bench -p tomograph-rusqlite --bench peers`.
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use rusqlite::Connection;
+use tomograph::testing::{DiscardBackend, bench_pairs};
+use tomograph::{Config, ReporterOptions};
+use tomograph_rusqlite::{TracedConnection, sql_tracer};
+use tracing_subscriber::layer::SubscriberExt;
+
+#[path = "../../benches/support/added_cost.rs"]
+mod added_cost;
+use added_cost::{Batch, added_costs};
+
+const BATCH: u32 = 2_000;
+const SQL: &str = "SELECT ?1";
+
+#[derive(Debug)]
+struct NullExporter;
+impl SpanExporter for NullExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+fn timed(mut statement: impl FnMut() -> i64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..BATCH {
+        black_box(statement());
+    }
+    start.elapsed()
+}
+
+fn main() {
+    tomograph::init(
+        Config::builder()
+            .service_name("bench")
+            .reporter(ReporterOptions::default().queue_capacity(1 << 16))
+            .backend(DiscardBackend::default())
+            .build(),
+    )
+    .expect("the only tracer");
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(NullExporter)
+        .build();
+    let otel = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
+    );
+
+    let plain = Connection::open_in_memory().expect("open");
+    let traced = TracedConnection::open_in_memory(sql_tracer().build()).expect("open");
+    let plain_stmt = RefCell::new(plain.prepare(SQL).expect("prepare"));
+    let mut traced_stmt = traced.prepare(SQL).expect("prepare");
+    let run_plain = || {
+        plain_stmt
+            .borrow_mut()
+            .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
+            .expect("row")
+    };
+
+    let arms: Vec<(&str, Batch<'_>)> = vec![
+        (
+            "tomograph-rusqlite",
+            Box::new(|| {
+                let _root = tomograph::span("bench root").root().start();
+                timed(|| {
+                    traced_stmt
+                        .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
+                        .expect("row")
+                })
+            }),
+        ),
+        (
+            "tracing span by hand + OTel",
+            Box::new(|| {
+                tracing::dispatcher::with_default(&otel, || {
+                    let root = tracing::info_span!("bench root");
+                    let _root = root.enter();
+                    timed(|| {
+                        let span = tracing::info_span!(
+                            "SELECT",
+                            db.system = "sqlite",
+                            db.statement = SQL,
+                            otel.kind = "client",
+                        );
+                        let _entered = span.enter();
+                        run_plain()
+                    })
+                })
+            }),
+        ),
+    ];
+    added_costs(
+        "rusqlite, SQLite in memory, prepared SELECT ?1",
+        bench_pairs(60),
+        BATCH,
+        Box::new(|| timed(run_plain)),
+        arms,
+    )
+    .print("tomograph-rusqlite");
+}

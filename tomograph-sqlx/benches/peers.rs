@@ -1,0 +1,175 @@
+//! tomograph-sqlx against sqlx's own query events under `tracing-opentelemetry` (what a user
+//! of `tracing` gets from sqlx alone: at its default `log_statements` level, DEBUG, sqlx emits
+//! one `sqlx::query` event per statement — summary, `db.statement`, rows, elapsed — which the
+//! OpenTelemetry layer attaches to the current span), same statement, same pool and
+//! connection, one process. SQLite in memory, and PostgreSQL when
+//! `TOMOGRAPH_TEST_POSTGRES_URL` is set. The comparison with `sqlx-tracing` 0.2 needs sqlx 0.8
+//! and lives in `benches/sqlx-peers/` (its own lock file).
+//!
+//! tomograph has its reporter running with a discarding backend; OpenTelemetry the SDK's
+//! batch processor with a no-op exporter. Each tracer runs inside a root span of its own,
+//! opened per batch; the baseline is the plain pool outside any subscriber.
+//!
+//! Run: `TOMOGRAPH_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1/test
+//! cargo bench -p tomograph-sqlx --all-features --bench peers`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use sqlx::{Database, Executor, Pool};
+use tomograph::testing::{DiscardBackend, bench_pairs};
+use tomograph::{Config, FutureExt, ReporterOptions};
+use tomograph_sqlx::{TracedDatabase, TracedPool};
+use tracing::Instrument as _;
+use tracing_subscriber::layer::SubscriberExt;
+
+#[path = "../../benches/support/added_cost.rs"]
+mod added_cost;
+use added_cost::{Batch, added_costs};
+
+const BATCH: u32 = 200;
+
+#[derive(Debug)]
+struct NullExporter;
+impl SpanExporter for NullExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+fn otel_dispatch() -> tracing::Dispatch {
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(NullExporter)
+        .build();
+    let tracer = provider.tracer("bench");
+    tracing::Dispatch::new(
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
+    )
+}
+
+async fn select_one<'c, DB, E>(executor: E, sql: &'static str) -> i64
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB> + for<'q> sqlx::Encode<'q, DB>,
+    for<'q> <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    sqlx::query_scalar::<DB, i64>(sql)
+        .bind(7_i64)
+        .fetch_one(executor)
+        .await
+        .expect("the statement runs")
+}
+
+async fn batch<F: AsyncFnMut() -> i64>(mut statement: F) -> Duration {
+    let start = Instant::now();
+    for _ in 0..BATCH {
+        black_box(statement().await);
+    }
+    start.elapsed()
+}
+
+fn compare<DB>(
+    rt: &tokio::runtime::Runtime,
+    otel: &tracing::Dispatch,
+    title: &str,
+    pool: Pool<DB>,
+    sql: &'static str,
+) where
+    DB: TracedDatabase,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB> + for<'q> sqlx::Encode<'q, DB>,
+    for<'q> <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let traced = TracedPool::new(pool.clone());
+    let pool = &pool;
+    let traced = &traced;
+    let arms: Vec<(&str, Batch<'_>)> = vec![
+        (
+            "tomograph-sqlx",
+            Box::new(|| {
+                rt.block_on(
+                    batch(async || select_one(traced, sql).await)
+                        .traced_with(tomograph::span("bench root").root()),
+                )
+            }),
+        ),
+        (
+            "sqlx's query events + OTel",
+            Box::new(|| {
+                tracing::dispatcher::with_default(otel, || {
+                    rt.block_on(
+                        batch(async || select_one(pool, sql).await)
+                            .instrument(tracing::info_span!("bench root")),
+                    )
+                })
+            }),
+        ),
+    ];
+    added_costs(
+        title,
+        bench_pairs(60),
+        BATCH,
+        Box::new(|| rt.block_on(batch(async || select_one(pool, sql).await))),
+        arms,
+    )
+    .print("tomograph-sqlx");
+}
+
+fn main() {
+    tomograph::init(
+        Config::builder()
+            .service_name("bench")
+            .reporter(ReporterOptions::default().queue_capacity(65_536))
+            .backend(DiscardBackend::default())
+            .build(),
+    )
+    .expect("tracer installs once");
+    let otel = otel_dispatch();
+    // One thread: the statement's future runs where it is awaited.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+
+    let sqlite = rt
+        .block_on(
+            sqlx::pool::PoolOptions::<sqlx::Sqlite>::new()
+                .max_connections(1)
+                .connect("sqlite::memory:"),
+        )
+        .expect("in-memory SQLite");
+    compare(
+        &rt,
+        &otel,
+        "sqlx 0.9, SQLite in memory",
+        sqlite,
+        "SELECT ?1",
+    );
+
+    match std::env::var("TOMOGRAPH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => {
+            let postgres = rt
+                .block_on(
+                    sqlx::pool::PoolOptions::<sqlx::Postgres>::new()
+                        .max_connections(1)
+                        .connect(&url),
+                )
+                .expect("PostgreSQL from TOMOGRAPH_TEST_POSTGRES_URL");
+            compare(
+                &rt,
+                &otel,
+                "sqlx 0.9, PostgreSQL",
+                postgres,
+                "SELECT $1::int8",
+            );
+        }
+        _ => eprintln!("SKIP sqlx 0.9, PostgreSQL: TOMOGRAPH_TEST_POSTGRES_URL is not set"),
+    }
+}
