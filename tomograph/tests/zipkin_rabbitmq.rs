@@ -627,6 +627,57 @@ fn batches_over_the_message_limit_are_split_and_arrive_once() {
     assert_exactly_once(&received, &delivered);
 }
 
+/// Through a reporter, the batch with one span over the limit is accounted span by span:
+/// the broker confirmed the others (delivered), the big one is refused with the reason.
+#[test]
+fn a_span_over_the_limit_costs_only_itself_in_the_account() {
+    let Some(s) = services() else { return };
+    let _shared = shared_broker();
+    let queue = unique_queue("split-account");
+    let _guard = QueueGuard {
+        url: s.broker.clone(),
+        queue: queue.clone(),
+    };
+    let backend = ZipkinBackend::builder()
+        .url(&s.broker)
+        .queue(&queue)
+        .max_message_bytes(8 * 1024)
+        .build()
+        .expect("backend");
+    let reporter = Reporter::start(
+        vec![Box::new(backend)],
+        ReporterOptions::default().batch_size(64),
+    )
+    .expect("reporter");
+    let mut spans = trace("rabbit-split-account", 30, 300);
+    spans.insert(11, trace("rabbit-split-account", 1, 20_000).remove(0));
+    for span in &spans {
+        reporter.report(span.clone());
+    }
+    let err = reporter
+        .flush(Duration::from_secs(20))
+        .expect_err("the big span is a loss");
+    assert!(err.to_string().contains("1"), "{err}");
+    let stats = only(&reporter);
+    assert_eq!(stats.sent, 30, "{stats:?}");
+    assert_eq!(stats.rejected, 1, "{stats:?}");
+    assert_eq!(stats.failed + stats.dropped, 0, "{stats:?}");
+    let _ = reporter.shutdown(Duration::from_secs(5));
+
+    let consumer = Consumer::connect(&s.broker);
+    let messages = consumer.drain(&queue);
+    consumer.close();
+    let (received, count) = validate(&s.collector, &messages);
+    assert_eq!(count, 30);
+    let delivered: Vec<Span> = spans
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 11)
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert_exactly_once(&received, &delivered);
+}
+
 #[test]
 fn thrift_batches_split_too() {
     let Some(s) = services() else { return };

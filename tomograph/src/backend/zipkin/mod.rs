@@ -446,8 +446,17 @@ impl Backend for ZipkinBackend {
     /// Over HTTP, a batch the collector refuses (400, 413) is split until every span it
     /// accepts is delivered; the refused ones are counted with the collector's answer.
     fn deliver(&mut self, spans: &[Span]) -> Delivery {
-        if spans.is_empty() || !matches!(self.transport, Transport::Http(..)) {
-            return Delivery::from_result(spans.len(), self.send(spans));
+        if spans.is_empty() {
+            return Delivery::default();
+        }
+        match &mut self.transport {
+            Transport::Http(..) => {}
+            Transport::Scribe(scribe, tags) => {
+                return Delivery::from_result(spans.len(), scribe.send(spans, *tags));
+            }
+            // Exactly the spans the broker confirmed are delivered.
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(rabbit) => return rabbit.deliver(spans),
         }
         let mut out = Delivery::default();
         if let Err(e) = self.bisect(spans, &mut out) {

@@ -39,12 +39,13 @@
 //!   into several messages, each under it. A broker whose own `max_message_size` is lower
 //!   closes the channel with `PRECONDITION_FAILED`; the limit is then lowered to the broker's
 //!   and the rest of the batch re-split on the retry. A single span larger than the limit
-//!   cannot be sent: the batch fails permanently (after the rest of it is confirmed), naming
-//!   the span's size.
-//! - When part of a batch was confirmed and part failed, the retry publishes only the part
-//!   that was not confirmed: nothing is published twice by the backend. (The reporter's
-//!   account is per batch: a batch given up on after a partial delivery is counted as failed
-//!   whole; the warning in the log gives the true split.)
+//!   cannot be sent: it alone is refused (counted `rejected` with its size), the rest of the
+//!   batch is delivered once the broker confirms it.
+//! - The reporter's account is span by span: when part of a batch was confirmed and part
+//!   failed, the confirmed first spans count as delivered at once, and the retry publishes
+//!   only what the broker does not have (a later message already confirmed is skipped):
+//!   nothing is published twice by the backend, and a batch given up on counts as failed only
+//!   the spans the broker never confirmed.
 //!
 //! # Blocking and threads
 //!
@@ -88,6 +89,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use super::{ListEncoding, redact_url};
 use crate::error::{BackendError, ConfigError};
 use crate::model::{Span, SpanId, TraceId};
+use crate::report::Delivery;
 
 /// The queue zipkin-server's RabbitMQ collector reads by default.
 pub const DEFAULT_QUEUE: &str = "zipkin";
@@ -302,8 +304,23 @@ impl RabbitPublisher {
         }
     }
 
-    /// Publishes `spans` (split to fit the message limit) and waits for the broker's confirms.
+    /// Publishes `spans` and waits for the broker's confirms: `Ok` only when it confirmed
+    /// every span.
     pub(crate) fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
+        let outcome = self.deliver(spans);
+        match outcome.error {
+            None if outcome.rejected.is_empty() => Ok(()),
+            Some(e) => Err(e),
+            None => Err(BackendError::permanent(self.broker_error("spans refused"))),
+        }
+    }
+
+    /// Publishes `spans` (split to fit the message limit), waits for the broker's confirms,
+    /// and says exactly which spans the broker has: the confirmed first spans of the batch
+    /// are delivered even when a later message failed (a retry then publishes only the rest,
+    /// skipping any later message already confirmed), and spans too large to send are
+    /// refused once the rest is confirmed.
+    pub(crate) fn deliver(&mut self, spans: &[Span]) -> Delivery {
         let key = BatchKey::of(spans);
         let mut confirmed = match self.resume.take() {
             Some(r) if r.batch == key => r.confirmed,
@@ -312,7 +329,7 @@ impl RabbitPublisher {
         self.split(spans, &confirmed);
         let handle = match self.runtime() {
             Ok(rt) => rt.handle().clone(),
-            Err(e) => return Err(BackendError::retryable(e)),
+            Err(e) => return Delivery::from_result(spans.len(), Err(BackendError::retryable(e))),
         };
         let sendable = self.chunks.iter().filter(|c| c.bytes.is_some()).count();
         let mut outcomes: Vec<ChunkOutcome> = Vec::with_capacity(sendable);
@@ -388,21 +405,31 @@ impl RabbitPublisher {
                 }
             });
             self.adapt_limit(&error);
-            if error.is_retryable() && confirmed.iter().any(|&c| c) {
-                self.resume = Some(Resume {
-                    batch: key,
-                    confirmed,
-                });
-            } else if confirmed.iter().any(|&c| c) {
-                log::warn!(
-                    "tomograph: zipkin {}: {} of {} span(s) of a failed batch were confirmed",
-                    self.destination,
-                    confirmed.iter().filter(|&&c| c).count(),
-                    spans.len()
-                );
-            }
             self.trim();
-            return Err(error);
+            // The broker has the confirmed first spans: they are delivered, and the reporter
+            // hands the rest back on a retry, where later confirmed messages are skipped.
+            let prefix = confirmed.iter().take_while(|&&c| c).count();
+            if error.is_retryable() {
+                if confirmed[prefix..].iter().any(|&c| c) {
+                    self.resume = Some(Resume {
+                        batch: BatchKey::of(&spans[prefix..]),
+                        confirmed: confirmed[prefix..].to_vec(),
+                    });
+                }
+                return Delivery {
+                    delivered: prefix,
+                    rejected: Vec::new(),
+                    error: Some(error),
+                };
+            }
+            // Refused for good: every confirmed span is delivered, the rest refused.
+            let delivered = confirmed.iter().filter(|&&c| c).count();
+            let mut outcome = Delivery::delivered(delivered);
+            if delivered < spans.len() {
+                outcome.reject(error.to_string(), spans.len() - delivered);
+            }
+            outcome.error = Some(error);
+            return outcome;
         }
         let too_large: Vec<usize> = self
             .chunks
@@ -412,7 +439,7 @@ impl RabbitPublisher {
             .collect();
         self.trim();
         if too_large.is_empty() {
-            return Ok(());
+            return Delivery::delivered(spans.len());
         }
         let largest = too_large
             .iter()
@@ -430,7 +457,10 @@ impl RabbitPublisher {
             limit: self.max_message_bytes,
             confirmed: confirmed.iter().filter(|&&c| c).count(),
         };
-        Err(BackendError::permanent(error))
+        let mut outcome = Delivery::delivered(spans.len() - too_large.len());
+        outcome.reject(error.to_string(), too_large.len());
+        outcome.error = Some(BackendError::permanent(error));
+        outcome
     }
 
     /// A huge batch should not pin its memory forever.
