@@ -350,6 +350,29 @@ fn only(reporter: &Reporter) -> BackendStats {
     reporter.stats().backends.remove(0)
 }
 
+/// A reporter of `backend` alone that retries fast, at most `max_retries` times, with every
+/// span of `spans` reported and settled.
+fn report_and_settle(
+    backend: ZipkinBackend,
+    batch_size: usize,
+    max_retries: u32,
+    spans: &[Span],
+) -> Reporter {
+    let reporter = Reporter::start(
+        vec![Box::new(backend)],
+        ReporterOptions::default()
+            .batch_size(batch_size)
+            .max_retries(max_retries)
+            .backoff(Duration::from_millis(5), Duration::from_millis(20)),
+    )
+    .expect("reporter");
+    for span in spans {
+        reporter.report(span.clone());
+    }
+    settle(&reporter, Duration::from_secs(30));
+    reporter
+}
+
 /// Flushes until nothing is pending any more (delivered or given up on) or `within` passes.
 fn settle(reporter: &Reporter, within: Duration) {
     let until = Instant::now() + within;
@@ -491,20 +514,9 @@ fn broker_down_never_blocks_and_every_span_is_counted_lost() {
     assert!(!text.contains("s3cret-down"), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
 
-    let reporter = Reporter::start(
-        vec![Box::new(backend(&url, "zipkin", Encoding::JsonV2))],
-        ReporterOptions::default()
-            .batch_size(10)
-            .max_retries(2)
-            .backoff(Duration::from_millis(5), Duration::from_millis(20)),
-    )
-    .expect("reporter");
     let sent = trace("rabbit-down", 100, 0);
-    for span in &sent {
-        // Never blocks: the push is all the application does.
-        reporter.report(span.clone());
-    }
-    settle(&reporter, Duration::from_secs(30));
+    // Never blocks: the push is all the application does.
+    let reporter = report_and_settle(backend(&url, "zipkin", Encoding::JsonV2), 10, 2, &sent);
     let stats = only(&reporter);
     assert_eq!(stats.sent, 0, "{stats:?}");
     assert_eq!(
@@ -548,19 +560,8 @@ fn a_full_queue_nacks_and_the_loss_is_counted() {
     drop(direct);
 
     // Through a reporter: every span of the refused batches counted as failed.
-    let reporter = Reporter::start(
-        vec![Box::new(backend(&s.broker, &queue, Encoding::JsonV2))],
-        ReporterOptions::default()
-            .batch_size(4)
-            .max_retries(1)
-            .backoff(Duration::from_millis(5), Duration::from_millis(10)),
-    )
-    .expect("reporter");
     let more = trace("rabbit-full", 20, 0);
-    for span in &more {
-        reporter.report(span.clone());
-    }
-    settle(&reporter, Duration::from_secs(30));
+    let reporter = report_and_settle(backend(&s.broker, &queue, Encoding::JsonV2), 4, 1, &more);
     let stats = only(&reporter);
     assert_eq!(stats.sent, 0, "{stats:?}");
     assert_eq!(stats.failed, more.len() as u64, "{stats:?}");
