@@ -40,42 +40,9 @@ use added_cost::{Batch, added_costs};
 
 const BATCH: u32 = 200;
 
-diesel::table! {
-    #[sql_name = "tg_diesel_peers"]
-    t (id) {
-        id -> Integer,
-        name -> Text,
-    }
-}
-
-fn setup<C: Connection>(conn: &mut C)
-where
-    diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<C>,
-{
-    for sql in [
-        "DROP TABLE IF EXISTS tg_diesel_peers",
-        "CREATE TABLE tg_diesel_peers (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
-        "INSERT INTO tg_diesel_peers (id, name) VALUES (1, 'one')",
-    ] {
-        diesel::sql_query(sql).execute(conn).expect("bench table");
-    }
-}
-
-fn simple_query<C>(conn: &mut C) -> String
-where
-    C: LoadConnection,
-    C::Backend: diesel::backend::DieselReserveSpecialization
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
-    for<'a> diesel::dsl::Limit<
-        diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>,
-    >: diesel::query_dsl::LoadQuery<'a, C, String>,
-{
-    t::table
-        .filter(t::id.eq(black_box(1)))
-        .select(t::name)
-        .first::<String>(conn)
-        .expect("query")
-}
+#[path = "support/statement.rs"]
+mod statement;
+use statement::{setup, simple_query, t};
 
 /// The baseline's instrumentation: does nothing.
 struct Nothing;

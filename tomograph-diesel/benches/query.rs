@@ -15,42 +15,9 @@ use tomograph::testing::{DiscardBackend, bench_pairs, interleaved_ratios};
 use tomograph::{Config, SpanId, TraceId, TraceToken};
 use tomograph_diesel::DieselTracer;
 
-diesel::table! {
-    #[sql_name = "tg_diesel_bench"]
-    t (id) {
-        id -> Integer,
-        name -> Text,
-    }
-}
-
-fn setup<C: Connection>(conn: &mut C)
-where
-    diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<C>,
-{
-    for sql in [
-        "DROP TABLE IF EXISTS tg_diesel_bench",
-        "CREATE TABLE tg_diesel_bench (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
-        "INSERT INTO tg_diesel_bench (id, name) VALUES (1, 'one')",
-    ] {
-        diesel::sql_query(sql).execute(conn).expect("bench table");
-    }
-}
-
-fn simple_query<C>(conn: &mut C) -> String
-where
-    C: LoadConnection,
-    C::Backend: diesel::backend::DieselReserveSpecialization
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
-    for<'a> diesel::dsl::Limit<
-        diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>,
-    >: diesel::query_dsl::LoadQuery<'a, C, String>,
-{
-    t::table
-        .filter(t::id.eq(black_box(1)))
-        .select(t::name)
-        .first::<String>(conn)
-        .expect("query")
-}
+#[path = "support/statement.rs"]
+mod statement;
+use statement::{setup, simple_query, t};
 
 /// `two_connections`: also compare a plain connection with a traced one. Only for SQLite: two
 /// PostgreSQL connections are two server processes, which the scheduler places differently
