@@ -23,31 +23,10 @@ use std::time::{Duration, Instant};
 
 use tomograph::backend::zipkin::ZipkinBackend;
 use tomograph::testing::DiscardBackend;
-use tomograph::{Endpoint, Kind, Reporter, ReporterOptions, Span, SpanId, Timestamp, TraceId};
+mod support;
 
-/// A SQL client span as the adapters make it: 3 tags, one of them the statement (owned).
-fn typical_span(trace: TraceId, parent: Option<SpanId>) -> Span {
-    let t0 = Timestamp::now();
-    let s = Span::new(
-        trace,
-        SpanId::random(),
-        "SELECT",
-        Endpoint::new("burst").with_ip("10.0.0.1".parse().expect("ip")),
-        t0,
-    )
-    .with_kind(Kind::Client)
-    .with_end(t0 + Duration::from_micros(120))
-    .with_tag(
-        "sql.query",
-        String::from("SELECT id, name FROM users WHERE id = ?"),
-    )
-    .with_tag("db.system.name", "postgresql")
-    .with_tag("server.port", 5432);
-    match parent {
-        Some(p) => s.with_parent(p),
-        None => s,
-    }
-}
+use support::typical_span;
+use tomograph::{Reporter, ReporterOptions, Span, SpanId, TraceId};
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -81,7 +60,7 @@ fn rss_kib() -> u64 {
 
 fn span_cost() {
     const N: usize = 200_000;
-    let template = typical_span(TraceId::random(false), None);
+    let template = typical_span("burst", TraceId::random(false), None);
     let before = rss_kib();
     let copies: Vec<Span> = (0..N).map(|_| template.clone()).collect();
     let per_span = (rss_kib() - before) as f64 * 1024.0 / N as f64;
@@ -106,7 +85,7 @@ fn burst(reporter: &Arc<Reporter>, traces: usize) -> Duration {
                     let trace = TraceId::random(false);
                     let root = SpanId::random();
                     for i in 0..100 {
-                        reporter.report(typical_span(trace, (i > 0).then_some(root)));
+                        reporter.report(typical_span("burst", trace, (i > 0).then_some(root)));
                     }
                 }
             })
