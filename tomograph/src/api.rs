@@ -16,9 +16,8 @@ use crate::context::abandoned;
 use crate::context::stack::{self, Frame};
 use crate::context::token::TraceToken;
 use crate::error::StopError;
-use crate::model::{
-    Endpoint, EndpointRef, Kind, Note, Peer, Span, SpanId, Tag, TagValue, Text, TraceId,
-};
+use crate::model::{Endpoint, EndpointRef, Kind, Note, Peer, Span, SpanId, Tag, TagValue, Text};
+use crate::sample::{self, Placement};
 use crate::tracer::{self, Tracer};
 
 /// Starts a span `name` at service `service` (`address`:`port`), child of the current span,
@@ -389,22 +388,28 @@ impl SpanBuilder {
         {
             return Some(Frame::Link(p));
         }
-        let (trace_id, parent_id, sampled, debug, remote_parent) = match parent {
-            Some(p) => (p.trace_id, Some(p.span_id), p.sampled, p.debug, p.remote),
-            None => (
-                TraceId::random(tracer.wide_trace_ids()),
-                None,
-                tracer.sample(),
-                false,
-                false,
-            ),
-        };
+        let Placement {
+            trace_id,
+            parent_id,
+            sampled,
+            debug,
+            remote_parent,
+            held,
+        } = sample::place(
+            tracer.head(),
+            parent,
+            tracer.wide_trace_ids(),
+            &self.name,
+            self.kind,
+            &self.tags,
+        );
         let token = TraceToken {
             trace_id,
             span_id: SpanId::random(),
             sampled,
             debug,
             remote: false,
+            deferred: held,
         };
         if !sampled {
             return Some(Frame::Unsampled {
@@ -432,6 +437,7 @@ impl SpanBuilder {
             shared: self.shared,
             remote_parent,
             unowned: named,
+            held,
         };
         Some(Frame::Recording(span))
     }

@@ -7,6 +7,9 @@
 //! | `TOMOGRAPH_LOCAL_ADDRESS` | this service's IP address, for its endpoint | none |
 //! | `TOMOGRAPH_LOCAL_PORT` | this service's port, for its endpoint | none |
 //! | `TOMOGRAPH_SAMPLE_RATE` | 0.0–1.0, decided at each trace's root | `1.0` |
+//! | `TOMOGRAPH_SAMPLE_RULES` | samplers by root name, `GET /health=0,POST /checkout=1,*=0.01` (see [`Rules`](crate::sample::Rules)) | none |
+//! | `TOMOGRAPH_SAMPLE_LIMIT` | at most this many traces a second kept at the root | none |
+//! | `TOMOGRAPH_TAIL_SAMPLING` | `1` holds the traces the head did not keep and keeps those with an error, a slow span or debug (see [`TailSampling`](crate::sample::TailSampling), also for `TOMOGRAPH_TAIL_SLOW_MS`, `_SLOW_SQL_MS`, `_MAX_SPANS`, `_MAX_TRACES`, `_MAX_HOLD_MS`) | off |
 //! | `TOMOGRAPH_ENABLED` | `false` starts with tracing switched off | `true` |
 //! | `TOMOGRAPH_TRACE_ID_128BIT` | `true` makes new trace ids 128 bits wide | `false` |
 //! | `TOMOGRAPH_QUEUE_CAPACITY` | finished spans waiting to be reported, at most (the one buffer a slow collector fills; 136 bytes a slot, allocated at start) | `65536` |
@@ -41,6 +44,7 @@ use crate::error::ConfigError;
 use crate::model::{Endpoint, Text};
 use crate::propagation::Propagation;
 use crate::report::{Backend, ReporterOptions};
+use crate::sample::{self, Head, Sampler, TailSampling};
 
 /// Reads one environment variable; a function so tests can pass a map.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -56,6 +60,8 @@ pub struct Config {
     local_ip: Option<IpAddr>,
     local_port: Option<u16>,
     sample_rate: f64,
+    sampler: Option<Box<dyn Sampler>>,
+    tail: Option<TailSampling>,
     enabled: bool,
     wide_trace_ids: bool,
     reporter: ReporterOptions,
@@ -65,7 +71,7 @@ pub struct Config {
 
 pub(crate) struct ConfigParts {
     pub(crate) local_endpoint: Endpoint,
-    pub(crate) sample_rate: f64,
+    pub(crate) head: Head,
     pub(crate) enabled: bool,
     pub(crate) wide_trace_ids: bool,
     pub(crate) reporter: ReporterOptions,
@@ -83,6 +89,8 @@ impl Config {
                 local_ip: None,
                 local_port: None,
                 sample_rate: 1.0,
+                sampler: None,
+                tail: None,
                 enabled: true,
                 wide_trace_ids: false,
                 reporter: ReporterOptions::default(),
@@ -118,6 +126,18 @@ impl Config {
         &self.propagation
     }
 
+    /// The head sampler set by [`ConfigBuilder::sampler`] or `TOMOGRAPH_SAMPLE_RULES` /
+    /// `TOMOGRAPH_SAMPLE_LIMIT`; `None` when the plain [`sample_rate`](Config::sample_rate)
+    /// applies.
+    pub fn sampler(&self) -> Option<&dyn Sampler> {
+        self.sampler.as_deref()
+    }
+
+    /// The tail sampling options, when it is on.
+    pub fn tail_sampling(&self) -> Option<&TailSampling> {
+        self.tail.as_ref()
+    }
+
     /// The names of the configured backends.
     pub fn backend_names(&self) -> Vec<&str> {
         self.backends.iter().map(|b| b.name()).collect()
@@ -128,12 +148,13 @@ impl Config {
         if let Some(port) = self.local_port {
             local_endpoint = local_endpoint.with_port(port);
         }
+        let head = Head::new(self.sampler, self.sample_rate, self.tail.is_some());
         ConfigParts {
             local_endpoint,
-            sample_rate: self.sample_rate,
+            head,
             enabled: self.enabled,
             wide_trace_ids: self.wide_trace_ids,
-            reporter: self.reporter,
+            reporter: self.reporter.with_tail(self.tail),
             backends: self.backends,
             propagation: self.propagation,
         }
@@ -215,6 +236,9 @@ impl ConfigBuilder {
             }
             b = b.sample_rate(rate);
         }
+        let sampling = sample::from_lookup(env, b.config.sample_rate)?;
+        b.config.sampler = sampling.sampler;
+        b.config.tail = sampling.tail;
         if let Some(v) = env("TOMOGRAPH_ENABLED") {
             b = b.enabled(parse_bool("TOMOGRAPH_ENABLED", &v)?);
         }
@@ -260,14 +284,51 @@ impl ConfigBuilder {
         self
     }
 
-    /// The fraction of new traces recorded (clamped to 0.0–1.0). Children and tokens inherit
-    /// the root's decision.
+    /// The fraction of new traces recorded (clamped to 0.0–1.0), decided from the trace id
+    /// (see [`Rate`](crate::sample::Rate)). Children and tokens inherit the root's decision.
+    /// Replaces a [`sampler`](ConfigBuilder::sampler) set before.
     pub fn sample_rate(mut self, rate: f64) -> Self {
         self.config.sample_rate = if rate.is_nan() {
             1.0
         } else {
             rate.clamp(0.0, 1.0)
         };
+        self.config.sampler = None;
+        self
+    }
+
+    /// The head sampler, deciding at each trace's root (see [`crate::sample`]); replaces the
+    /// [`sample_rate`](ConfigBuilder::sample_rate).
+    ///
+    /// ```
+    /// use tomograph::Config;
+    /// use tomograph::sample::{Always, Never, RateLimit, Rules};
+    /// let config = Config::builder()
+    ///     .sampler(RateLimit::per_second(100.0).of(Rules::new().exact("GET /health", Never).otherwise(Always)))
+    ///     .build();
+    /// assert!(config.sampler().is_some());
+    /// ```
+    pub fn sampler(mut self, sampler: impl Sampler) -> Self {
+        self.config.sampler = Some(Box::new(sampler));
+        self
+    }
+
+    /// Turns tail sampling on with `options` (see [`TailSampling`]): traces the head
+    /// sampler does not keep are recorded, held until their local root ends, and sent when
+    /// they had an error, a slow span or debug.
+    ///
+    /// ```
+    /// use tomograph::Config;
+    /// use tomograph::sample::TailSampling;
+    /// use std::time::Duration;
+    /// let config = Config::builder()
+    ///     .sample_rate(0.01)
+    ///     .tail_sampling(TailSampling::default().slow_sql(Duration::from_millis(100)))
+    ///     .build();
+    /// assert!(config.tail_sampling().is_some());
+    /// ```
+    pub fn tail_sampling(mut self, options: TailSampling) -> Self {
+        self.config.tail = Some(options);
         self
     }
 

@@ -47,6 +47,7 @@ mod model;
 pub mod propagation;
 mod recycle;
 mod report;
+pub mod sample;
 pub mod sql;
 pub mod testing;
 mod text;

@@ -549,6 +549,9 @@ pub struct Span {
     /// it), so a panic can leave it behind. Lives here, in the span's padding, so that a
     /// frame stays no larger than its span.
     pub(crate) unowned: bool,
+    /// Inside the tracer: the span's trace is held for the tail decision (see
+    /// [`crate::sample::TailSampling`]).
+    pub(crate) held: bool,
 }
 
 impl Span {
@@ -576,6 +579,7 @@ impl Span {
             shared: false,
             remote_parent: false,
             unowned: false,
+            held: false,
         }
     }
 

@@ -27,7 +27,10 @@
 //!
 //! `accepted = sent + dropped + failed + rejected + cut + queued` (each of
 //! [`BackendStats`]), exact whenever the reporter is quiet (after a flush returned, after
-//! shutdown) and within the spans in motion otherwise.
+//! shutdown) and within the spans in motion otherwise. With tail sampling on, spans of the
+//! traces it drops reach no backend and are counted apart, in
+//! [`SamplingStats::dropped_spans`]: `accepted = sampling.dropped_spans + sent + dropped +
+//! failed + rejected + cut + queued`, held spans counting as queued.
 //!
 //! [`Reporter::flush`] and [`Reporter::shutdown`] return [`FlushError::Lost`] when spans were
 //! lost **since the previous flush or shutdown** (or since start), with the count per reason
@@ -54,6 +57,8 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::error::{BackendError, FlushError};
 use crate::model::Span;
+use crate::sample::tail::{TailCounters, TailStage};
+use crate::sample::{SamplingStats, TailSampling};
 
 /// Batches waiting in a healthy backend's inbox, at most (two waiting while it sends a third);
 /// beyond, the dispatcher waits.
@@ -181,6 +186,8 @@ pub struct ReporterOptions {
     initial_backoff: Duration,
     max_backoff: Duration,
     backend_buffer_spans: usize,
+    /// Tail sampling in the dispatcher (set from the tracer's configuration).
+    tail: Option<TailSampling>,
 }
 
 impl Default for ReporterOptions {
@@ -193,6 +200,7 @@ impl Default for ReporterOptions {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             backend_buffer_spans: 16_384,
+            tail: None,
         }
     }
 }
@@ -232,6 +240,11 @@ impl ReporterOptions {
     /// it holds back the dispatcher instead. Default 16 384.
     pub fn backend_buffer_spans(mut self, n: usize) -> Self {
         self.backend_buffer_spans = n.max(1);
+        self
+    }
+    /// The same options with the dispatcher's tail stage on (`Some`) or off.
+    pub(crate) fn with_tail(mut self, tail: Option<TailSampling>) -> Self {
+        self.tail = tail;
         self
     }
     /// The queue capacity.
@@ -321,6 +334,8 @@ pub struct ReporterStats {
     pub queued: usize,
     /// Per backend.
     pub backends: Vec<BackendStats>,
+    /// The tail decision's counters (all zero with tail sampling off).
+    pub sampling: SamplingStats,
 }
 
 /// Spans lost in some interval (since the previous flush or shutdown), per reason: what a
@@ -557,6 +572,8 @@ pub struct Reporter {
     backends: Vec<Arc<BackendShared>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     mark: Mutex<Mark>,
+    /// Tail sampling's counters, when it is on.
+    tail: Option<Arc<TailCounters>>,
 }
 
 impl Reporter {
@@ -610,6 +627,15 @@ impl Reporter {
             handles.push(state);
         }
         let (control_tx, control_rx) = bounded(16);
+        let tail_counters = options
+            .tail
+            .as_ref()
+            .map(|_| Arc::new(TailCounters::default()));
+        let tail = options
+            .tail
+            .clone()
+            .zip(tail_counters.clone())
+            .map(|(t, counters)| TailStage::new(t, counters));
         let dispatcher = Dispatcher {
             shared: shared.clone(),
             control: control_rx,
@@ -617,6 +643,7 @@ impl Reporter {
             backends: handles.clone(),
             interval: options.batch_interval,
             buffer_spans: options.backend_buffer_spans,
+            tail,
         };
         let handle = thread::Builder::new()
             .name("tomograph-reporter".into())
@@ -631,6 +658,7 @@ impl Reporter {
             backends: handles,
             threads: Mutex::new(threads),
             mark: Mutex::new(Mark::default()),
+            tail: tail_counters,
         })
     }
 
@@ -828,9 +856,10 @@ impl Reporter {
             .map(|b| {
                 let ledger = lock(&b.ledger);
                 // Read after the ledger: a span is counted as accepted before any backend
-                // can resolve it.
+                // can resolve it, or the tail decision drop it.
+                let sampled_out = self.tail.as_ref().map_or(0, |t| t.dropped_spans());
                 let accepted = self.shared.accepted.load(Ordering::SeqCst);
-                let unresolved = accepted.saturating_sub(ledger.resolved());
+                let unresolved = accepted.saturating_sub(ledger.resolved() + sampled_out);
                 let (cut, queued) = if ledger.sealed {
                     (unresolved, 0)
                 } else {
@@ -862,6 +891,7 @@ impl Reporter {
                 self.shared.queue.len()
             },
             backends,
+            sampling: self.tail.as_ref().map(|t| t.snapshot()).unwrap_or_default(),
         }
     }
 }
@@ -873,10 +903,12 @@ struct Dispatcher {
     backends: Vec<Arc<BackendShared>>,
     interval: Duration,
     buffer_spans: usize,
+    /// Tail sampling's held traces, when it is on.
+    tail: Option<TailStage>,
 }
 
 impl Dispatcher {
-    fn run(self) {
+    fn run(mut self) {
         let mut next_tick = Instant::now() + self.interval;
         loop {
             if self.shared.sealed.load(Ordering::Relaxed) {
@@ -893,9 +925,17 @@ impl Dispatcher {
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.interval;
             }
+            if let Some(tail) = &mut self.tail {
+                tail.expire(Instant::now());
+            }
             self.drain();
             while let Ok(control) = self.control.try_recv() {
                 self.drain();
+                // Flush and shutdown deliver what is held: every held trace is decided now.
+                if let Some(tail) = &mut self.tail {
+                    tail.release_all();
+                    self.drain();
+                }
                 match control {
                     Control::Flush { deadline, ack } => {
                         self.broadcast(|| Message::Flush {
@@ -916,7 +956,7 @@ impl Dispatcher {
     }
 
     /// Empties the queue in batches.
-    fn drain(&self) {
+    fn drain(&mut self) {
         let batch_size = self.shared.batch_size;
         loop {
             if self.shared.sealed.load(Ordering::Relaxed) {
@@ -924,7 +964,7 @@ impl Dispatcher {
             }
             let mut batch = Vec::with_capacity(batch_size.min(self.shared.queue.len()).max(1));
             while batch.len() < batch_size {
-                match self.shared.queue.pop() {
+                match self.next_span() {
                     Some(span) => batch.push(span),
                     None => break,
                 }
@@ -940,6 +980,20 @@ impl Dispatcher {
             if !full {
                 return;
             }
+        }
+    }
+
+    /// The next span to send: from the queue, through the tail stage when it is on.
+    #[inline]
+    fn next_span(&mut self) -> Option<Span> {
+        let Some(tail) = &mut self.tail else {
+            return self.shared.queue.pop();
+        };
+        loop {
+            if let Some(span) = tail.next() {
+                return Some(span);
+            }
+            tail.admit(self.shared.queue.pop()?);
         }
     }
 

@@ -46,6 +46,7 @@ impl Frame {
                 sampled: true,
                 debug: span.debug,
                 remote: false,
+                deferred: span.held,
             },
             Frame::Unsampled { token, .. } | Frame::Link(token) | Frame::Entered { token, .. } => {
                 *token

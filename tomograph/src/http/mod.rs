@@ -132,6 +132,7 @@ pub(crate) fn server_frame(
         sampled: parent.sampled().unwrap_or(true),
         debug: parent.debug(),
         remote: true,
+        deferred: false,
     };
     let mut frame = builder.child_of(placeholder).into_frame(named)?;
     if let Frame::Recording(span) = &mut frame {

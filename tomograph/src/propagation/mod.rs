@@ -19,6 +19,13 @@
 //! third field of `b3`), W3C flag `01`. `X-Trace-Info` has no flag: it is written only for
 //! sampled traces (the original library recorded every trace it saw), and read as sampled.
 //!
+//! A trace held for the tail decision ([`crate::sample::TailSampling`]) has no decision to
+//! pass on yet: B3 is written without `X-B3-Sampled` (and `b3` without its flag), which
+//! leaves the decision to the receiver; W3C has no such state and is written `00` (not
+//! sampled); `X-Trace-Info` is not written. Read the other way, a B3 context without a
+//! flag gives a [deferred](TraceToken::is_deferred) token: the span started from it decides,
+//! with the name it has (see [`crate::sample`]).
+//!
 //! ```
 //! use http::HeaderMap;
 //! use tomograph::{SpanId, TraceId, TraceToken};
@@ -346,23 +353,20 @@ impl Extracted {
     }
 
     /// The token to continue the caller's trace; `None` for a sampling decision without ids.
-    /// A deferred decision is made now by the installed tracer's sampler (sampled when no
-    /// tracer is installed).
+    /// When the caller deferred the decision, the token is [deferred](TraceToken::is_deferred)
+    /// (and counts as sampled): the span started from it decides, by the installed tracer's
+    /// sampler, knowing its name.
     pub fn token(&self) -> Option<TraceToken> {
         let (trace_id, span_id) = self.ids?;
-        let sampled = self.sampled.unwrap_or_else(decide);
         Some(TraceToken {
             trace_id,
             span_id,
-            sampled,
+            sampled: self.sampled.unwrap_or(true),
             debug: self.debug,
             remote: true,
+            deferred: self.sampled.is_none(),
         })
     }
-}
-
-fn decide() -> bool {
-    crate::tracer::get().is_none_or(|t| t.sample())
 }
 
 /// The configured propagation: the installed tracer's, else the default.
