@@ -340,6 +340,8 @@ pub(crate) struct TailStage {
     decided: HashMap<TraceId, bool>,
     decided_order: VecDeque<TraceId>,
     ready: VecDeque<Span>,
+    /// The most traces and spans held at once.
+    peak: (u64, u64),
 }
 
 impl TailStage {
@@ -354,6 +356,7 @@ impl TailStage {
             decided: HashMap::new(),
             decided_order: VecDeque::new(),
             ready: VecDeque::new(),
+            peak: (0, 0),
         }
     }
 
@@ -377,7 +380,26 @@ impl TailStage {
             self.ready.push_back(span);
             return;
         }
-        if let Some(&kept) = self.decided.get(&span.trace_id) {
+        let reason = self.reason(&span);
+        let trace_id = span.trace_id;
+        if let Some(held) = self.held.get_mut(&trace_id) {
+            held.reason = held.reason.or(reason);
+            if local_root {
+                if let Some(held) = self.take(trace_id) {
+                    let mut spans = held.spans;
+                    spans.push(span);
+                    self.decide(trace_id, spans, held.reason);
+                }
+            } else {
+                held.spans.push(span);
+                self.held_spans += 1;
+                self.enforce_caps();
+            }
+            self.publish();
+            return;
+        }
+        if let Some(&kept) = self.decided.get(&trace_id) {
+            // After its trace's decision (an early one, or another local root's).
             if kept {
                 self.ready.push_back(span);
             } else {
@@ -386,28 +408,23 @@ impl TailStage {
             }
             return;
         }
-        let reason = self.reason(&span);
-        let trace_id = span.trace_id;
         if local_root {
-            let (mut spans, held_reason) = self
-                .take(trace_id)
-                .map_or((Vec::new(), None), |h| (h.spans, h.reason));
-            spans.push(span);
-            self.decide(trace_id, spans, held_reason.or(reason));
+            self.decide(trace_id, vec![span], reason);
         } else {
             let seq = self.next_seq;
-            let held = self.held.entry(trace_id).or_insert_with(|| Held {
-                spans: Vec::new(),
-                seq,
-                since: Instant::now(),
-                reason: None,
-            });
-            if held.seq == seq {
-                self.next_seq += 1;
-                self.order.insert(seq, trace_id);
-            }
-            held.reason = held.reason.or(reason);
-            held.spans.push(span);
+            self.next_seq += 1;
+            self.order.insert(seq, trace_id);
+            let mut spans = Vec::with_capacity(8);
+            spans.push(span);
+            self.held.insert(
+                trace_id,
+                Held {
+                    spans,
+                    seq,
+                    since: Instant::now(),
+                    reason,
+                },
+            );
             self.held_spans += 1;
             self.enforce_caps();
         }
@@ -519,15 +536,21 @@ impl TailStage {
         (duration > slow).then_some(Reason::Slow)
     }
 
-    /// Updates the gauges.
-    fn publish(&self) {
+    /// Updates the gauges (plain stores; the peaks only when they grow).
+    fn publish(&mut self) {
         let traces = self.held.len() as u64;
         let spans = self.held_spans as u64;
         let c = &self.counters;
         c.held_traces.store(traces, Ordering::Relaxed);
         c.held_spans.store(spans, Ordering::Relaxed);
-        c.peak_held_traces.fetch_max(traces, Ordering::Relaxed);
-        c.peak_held_spans.fetch_max(spans, Ordering::Relaxed);
+        if traces > self.peak.0 {
+            self.peak.0 = traces;
+            c.peak_held_traces.store(traces, Ordering::Relaxed);
+        }
+        if spans > self.peak.1 {
+            self.peak.1 = spans;
+            c.peak_held_spans.store(spans, Ordering::Relaxed);
+        }
     }
 }
 
