@@ -441,6 +441,17 @@ mod tests {
     }
 
     #[test]
+    fn the_limit_caps_what_the_rate_keeps() {
+        let env = lookup(&[("TOMOGRAPH_SAMPLE_LIMIT", "0.001")]);
+        let sampler = from_lookup(&env, 1.0).unwrap().sampler.unwrap();
+        let context = SamplingContext::new("GET /", TraceId::from_u64(3).unwrap());
+        assert!(sampler.sample(&context).is_keep(), "the first trace");
+        assert!(!sampler.sample(&context).is_keep(), "then one every 1000 s");
+        let none = from_lookup(&env, 0.0).unwrap().sampler.unwrap();
+        assert!(!none.sample(&context).is_keep(), "nothing kept by the rate");
+    }
+
+    #[test]
     fn bad_values_name_the_variable_and_the_part() {
         for (pairs, variable, part) in [
             (
