@@ -132,7 +132,7 @@ fn ten_thousand_tasks_mixing_bridged_and_native_spans_keep_their_parents() {
         assert_eq!(seen.leaf.unwrap().span_id(), leaf.id());
         for span in [task_root, bridged, native, leaf, statement] {
             assert_eq!(
-                span.tag("task"),
+                span.tag_value("task"),
                 Some(&TagValue::I64(task)),
                 "{}",
                 span.name()

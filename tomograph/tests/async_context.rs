@@ -84,7 +84,7 @@ fn ten_thousand_concurrent_tasks_never_see_each_others_spans() {
         let inner = find("inner");
         assert_eq!(inner.parent_id(), Some(outer.id()));
         assert_eq!(
-            inner.tag("task"),
+            inner.tag_value("task"),
             Some(&tomograph::TagValue::I64(i as i64)),
             "tag landed on its own task's span"
         );

@@ -119,11 +119,14 @@ fn thousand_concurrent_requests_keep_their_traces_apart() {
         assert_eq!(lookup.is_error(), id.is_multiple_of(10));
         assert_eq!(server.name(), "GET /items/{id}");
         assert_eq!(
-            server.tag("http.path").map(ToString::to_string),
+            server.tag_value("http.path").map(ToString::to_string),
             Some(format!("/items/{id}"))
         );
         assert_eq!(
-            server.tag("http.route").map(ToString::to_string).as_deref(),
+            server
+                .tag_value("http.route")
+                .map(ToString::to_string)
+                .as_deref(),
             Some("/items/{id}")
         );
         // What the handler saw is this request's server span, in this request's trace.

@@ -18,7 +18,7 @@ use tower::{Layer, ServiceExt, service_fn};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn tag(span: &Span, key: &str) -> Option<String> {
-    span.tag(key).map(ToString::to_string)
+    span.tag_value(key).map(ToString::to_string)
 }
 
 fn remote_parent() -> TraceToken {
