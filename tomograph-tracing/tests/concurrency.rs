@@ -41,10 +41,13 @@ async fn native_level(task: i64, seen: &mut Seen) {
     async {
         tokio::task::yield_now().await;
         seen.leaf = tomograph::get_trace_info();
-        let statement = tomograph::span("statement").start();
-        statement.tag("task", task);
-        tokio::task::yield_now().await;
-        drop(statement);
+        // A span across `.await` in a spawned task: the future's own (a guard is not `Send`).
+        async {
+            tomograph::tag("task", task);
+            tokio::task::yield_now().await;
+        }
+        .traced("statement")
+        .await;
     }
     .instrument(tracing::info_span!("leaf", task = task))
     .await;

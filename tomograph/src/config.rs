@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(config.sample_rate(), 0.5);
         assert_eq!(config.backend_names(), ["log", "console"]);
         assert!(config.wide_trace_ids);
-        assert_eq!(config.reporter.get_queue_capacity(), 100);
+        assert_eq!(config.reporter.queue_capacity, 100);
         let parts = config.into_parts();
         assert_eq!(parts.local_endpoint.port(), Some(8080));
         assert_eq!(parts.local_endpoint.ip(), Some("10.0.0.7".parse().unwrap()));

@@ -2,6 +2,7 @@
 
 /// Why a span or trace id did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdParseError {
     /// Ids are 16 (span, 64-bit trace) or 32 (128-bit trace) hex characters.
     #[error("an id is 16 or 32 hex characters, got {len}")]
@@ -19,6 +20,7 @@ pub enum IdParseError {
 
 /// Why a trace token string did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenParseError {
     /// The string was not `{trace}-{span}[-{1|0|d}]`.
     #[error("a trace token is `{{trace id}}-{{span id}}[-{{1|0|d}}]`, got {0:?}")]
@@ -30,6 +32,7 @@ pub enum TokenParseError {
 
 /// Why [`crate::stop`] refused to stop a span. The span stack is left as it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StopError {
     /// No span is open on this thread (or in this task).
     #[error("stop({name:?}) with no span open")]
@@ -49,6 +52,7 @@ pub enum StopError {
 
 /// Why [`crate::init`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InitError {
     /// A tracer was installed already; there is one per process.
     #[error("tomograph is already initialized")]
@@ -60,6 +64,7 @@ pub enum InitError {
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A backend name that is not known.
     #[error("unknown backend {name:?} in {variable}; valid backends are: {valid}")]

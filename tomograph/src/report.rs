@@ -74,11 +74,12 @@ const HAND_OFF_SLICE: Duration = Duration::from_millis(20);
 /// use tomograph::ReporterOptions;
 /// use std::time::Duration;
 /// let options = ReporterOptions::default().queue_capacity(4096).batch_interval(Duration::from_millis(100));
-/// assert_eq!(options.get_queue_capacity(), 4096);
+/// let reporter = tomograph::Reporter::start(Vec::new(), options).unwrap();
+/// assert_eq!(reporter.queue_capacity(), 4096);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReporterOptions {
-    queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
     batch_size: usize,
     batch_interval: Duration,
     max_retries: u32,
@@ -137,18 +138,6 @@ impl ReporterOptions {
     pub fn backend_buffer_spans(mut self, n: usize) -> Self {
         self.backend_buffer_spans = n.max(1);
         self
-    }
-    /// The queue capacity.
-    pub fn get_queue_capacity(&self) -> usize {
-        self.queue_capacity
-    }
-    /// The batch size.
-    pub fn get_batch_size(&self) -> usize {
-        self.batch_size
-    }
-    /// The batch interval.
-    pub fn get_batch_interval(&self) -> Duration {
-        self.batch_interval
     }
 }
 
@@ -801,6 +790,16 @@ impl Reporter {
             backends: now.backends,
         };
         loss
+    }
+
+    /// The most finished spans its queue holds ([`ReporterOptions::queue_capacity`]).
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.queue.capacity()
+    }
+
+    /// Spans per batch handed to backends ([`ReporterOptions::batch_size`]).
+    pub fn batch_size(&self) -> usize {
+        self.shared.batch_size
     }
 
     /// Counters: accepted, refused, queued, and per backend where every accepted span is.

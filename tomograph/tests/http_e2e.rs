@@ -31,10 +31,10 @@ async fn lookup(id: u64) -> Result<u64, String> {
 /// Answers `{id} {trace} {server span}` as seen from inside the handler.
 async fn item(Path(id): Path<u64>) -> String {
     let server = tomograph::get_trace_info().expect("the layer's span is current");
-    {
-        let _query = tomograph::span("query").start();
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    // A span across `.await` in a handler: the future's own (a guard is not `Send`).
+    tokio::time::sleep(Duration::from_millis(1))
+        .traced("query")
+        .await;
     let _ = lookup(id).await;
     tokio::task::yield_now().await;
     let still = tomograph::get_trace_info().expect("still current after .await");

@@ -17,9 +17,16 @@ use crate::model::{Text, TraceToken};
 /// let _root = tomograph::span("request").start();
 /// // The spawned task's spans are children of "request", on whatever thread it runs.
 /// let task = tokio::spawn(async {
-///     let _child = tomograph::span("work").start();
 ///     tokio::task::yield_now().await;
 ///     tomograph::annotate("still here after .await");
+/// }.traced("work"));
+/// task.await.unwrap();
+/// // `in_current_trace` carries the context alone; a guard inside a spawned task must not be
+/// // held across `.await` (it is not `Send`): the future's own span is the way.
+/// let task = tokio::spawn(async {
+///     tokio::task::yield_now().await;
+///     let _child = tomograph::span("step").start();
+///     tomograph::annotate("a synchronous step");
 /// }.in_current_trace());
 /// task.await.unwrap();
 /// # });

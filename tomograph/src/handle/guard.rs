@@ -11,8 +11,16 @@ use crate::tracer;
 /// early return and during a panic, so a panic cannot leak spans into the next request on the
 /// thread). Spans opened above it and left open are stopped with it.
 ///
-/// The guard may move between threads with its future (see [`crate::FutureExt`]); dropped on
-/// a thread where its span is not current, it does nothing.
+/// The guard is neither `Send` nor `Sync`: its span is on this thread's stack, so the guard
+/// stays on this thread (a future that holds one across `.await` cannot be spawned on a
+/// multi-thread runtime). To trace a future, give it its own span with
+/// [`FutureExt::traced`](crate::FutureExt::traced); to hand a span to another thread, start it
+/// with [`start_detached`](crate::SpanBuilder::start_detached).
+///
+/// ```compile_fail
+/// let guard = tomograph::span("request").start();
+/// std::thread::spawn(move || drop(guard)); // error: `*const ()` cannot be sent between threads
+/// ```
 #[must_use = "the span stops when the guard is dropped; bind it: `let _span = ...`"]
 #[derive(Debug)]
 pub struct SpanGuard {
@@ -20,7 +28,8 @@ pub struct SpanGuard {
     token: Option<TraceToken>,
     /// Whether the guard has a frame of its own on the stack to stop.
     owns: bool,
-    _not_sync: PhantomData<std::cell::Cell<()>>,
+    /// Not `Send`, not `Sync` (see above).
+    _not_send: PhantomData<*const ()>,
 }
 
 impl SpanGuard {
@@ -36,7 +45,7 @@ impl SpanGuard {
         Self {
             token: Some(token),
             owns,
-            _not_sync: PhantomData,
+            _not_send: PhantomData,
         }
     }
 
@@ -46,7 +55,7 @@ impl SpanGuard {
         Self {
             token: Some(parent),
             owns: false,
-            _not_sync: PhantomData,
+            _not_send: PhantomData,
         }
     }
 
@@ -56,7 +65,7 @@ impl SpanGuard {
         Self {
             token: None,
             owns: false,
-            _not_sync: PhantomData,
+            _not_send: PhantomData,
         }
     }
 
@@ -115,8 +124,8 @@ impl SpanGuard {
         self.with(|span| span.record_error(message));
     }
 
-    /// Stops the span now.
-    pub fn stop(self) {
+    /// Stops the span now (what dropping the guard does).
+    pub fn finish(self) {
         drop(self);
     }
 
@@ -142,9 +151,3 @@ fn stop_guarded(id: SpanId) {
         tracer::note_misplaced_guard();
     }
 }
-
-// `SpanGuard` must be `Send` so that futures holding one across `.await` can be spawned.
-const _: fn() = || {
-    fn assert_send<T: Send>() {}
-    assert_send::<SpanGuard>();
-};

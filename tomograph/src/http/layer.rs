@@ -90,7 +90,7 @@ impl TraceLayer {
     /// ```
     /// use tomograph::http::TraceLayer;
     /// let env = |k: &str| (k == "TOMOGRAPH_HTTP_SERVICE_NAME").then(|| "glance-api".to_owned());
-    /// assert_eq!(TraceLayer::from_lookup(&env).get_service_name(), Some("glance-api"));
+    /// assert_eq!(TraceLayer::from_lookup(&env).service(), Some("glance-api"));
     /// ```
     pub fn from_lookup(env: EnvLookup<'_>) -> Self {
         let mut layer = Self::new();
@@ -108,7 +108,7 @@ impl TraceLayer {
     }
 
     /// The configured service name, if any.
-    pub fn get_service_name(&self) -> Option<&str> {
+    pub fn service(&self) -> Option<&str> {
         self.service.as_deref()
     }
 

@@ -2,6 +2,7 @@
 
 /// What role a span plays in an RPC or a message exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Kind {
     /// The caller's side of an RPC (and every SQL statement).
     Client,

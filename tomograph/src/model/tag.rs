@@ -14,6 +14,7 @@ use crate::text::Text;
 /// assert_eq!(TagValue::from(true).to_string(), "true");
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum TagValue {
     /// Text.
     Str(Text),

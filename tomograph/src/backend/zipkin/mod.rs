@@ -91,6 +91,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 5_000_000;
 /// assert!("xml".parse::<Encoding>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Encoding {
     /// JSON v2 over HTTP (`/api/v2/spans`).
     #[default]
