@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::error::{FlushError, InitError};
+use crate::error::InitError;
 use crate::model::{Endpoint, Span};
-use crate::propagation::Propagation;
+use crate::propagation::{self, Propagation};
+use crate::report::FlushError;
 use crate::report::{Reporter, ReporterStats};
 use crate::sample::Head;
 
@@ -95,6 +96,9 @@ pub fn init(config: Config) -> Result<&'static Tracer, InitError> {
         tracer
     });
     if installed {
+        propagation::install(propagation::Installed {
+            propagation: &result.propagation,
+        });
         Ok(result)
     } else {
         Err(InitError::AlreadyInitialized)
@@ -135,6 +139,13 @@ pub fn shutdown(timeout: Duration) -> Result<(), FlushError> {
 /// The reporter's counters; empty before [`init`].
 pub fn stats() -> ReporterStats {
     get().map(|t| t.reporter.stats()).unwrap_or_default()
+}
+
+/// Finishes `span` ([`Span::finish`]) and reports it: the one way a span ends.
+#[inline(always)]
+pub(crate) fn finish(mut span: Span) {
+    span.finish();
+    report(span);
 }
 
 #[inline]

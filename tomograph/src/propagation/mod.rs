@@ -50,12 +50,13 @@ pub mod x_trace_info;
 use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderValue};
 
-use crate::config::EnvLookup;
-use crate::context::token::TraceToken;
+use crate::env::{self, EnvLookup};
 use crate::error::ConfigError;
+use crate::model::TraceToken;
 use crate::model::{SpanId, TraceId};
 
 /// A header format that carries trace context.
@@ -216,14 +217,14 @@ impl Propagation {
     /// `TOMOGRAPH_PROPAGATION_EXTRACT` when set (read through `env`).
     pub fn from_lookup(env: EnvLookup<'_>) -> Result<Self, ConfigError> {
         let mut p = Self::default();
-        if let Some(v) = env("TOMOGRAPH_PROPAGATION") {
-            p = Self::only(parse_list("TOMOGRAPH_PROPAGATION", &v)?);
+        if let Some(v) = env(env::PROPAGATION) {
+            p = Self::only(parse_list(env::PROPAGATION, &v)?);
         }
-        if let Some(v) = env("TOMOGRAPH_PROPAGATION_INJECT") {
-            p.inject = parse_list("TOMOGRAPH_PROPAGATION_INJECT", &v)?;
+        if let Some(v) = env(env::PROPAGATION_INJECT) {
+            p.inject = parse_list(env::PROPAGATION_INJECT, &v)?;
         }
-        if let Some(v) = env("TOMOGRAPH_PROPAGATION_EXTRACT") {
-            p.extract = parse_list("TOMOGRAPH_PROPAGATION_EXTRACT", &v)?;
+        if let Some(v) = env(env::PROPAGATION_EXTRACT) {
+            p.extract = parse_list(env::PROPAGATION_EXTRACT, &v)?;
         }
         Ok(p)
     }
@@ -369,10 +370,25 @@ impl Extracted {
     }
 }
 
+/// What the installed tracer lends this module, which sits below it: its formats. Given
+/// once, by [`init`](crate::init). (A caller's deferred decision is made where a span starts
+/// from its token, by the tracer's sampler: see [`crate::sample`].)
+#[derive(Debug)]
+pub(crate) struct Installed {
+    pub(crate) propagation: &'static Propagation,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+/// Called by [`init`](crate::init) once its tracer is in place.
+pub(crate) fn install(installed: Installed) {
+    let _ = INSTALLED.set(installed);
+}
+
 /// The configured propagation: the installed tracer's, else the default.
 pub(crate) fn configured<R>(f: impl FnOnce(&Propagation) -> R) -> R {
-    match crate::tracer::get() {
-        Some(t) => f(t.propagation()),
+    match INSTALLED.get() {
+        Some(i) => f(i.propagation),
         None => f(&Propagation::default()),
     }
 }

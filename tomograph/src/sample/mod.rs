@@ -53,10 +53,9 @@ pub use rate_limit::RateLimit;
 pub use rules::{Rules, RulesParseError};
 pub use tail::{SamplingStats, TailSampling};
 
-use crate::config::{EnvLookup, parse_bool};
-use crate::context::token::TraceToken;
+use crate::env::{self, EnvLookup};
 use crate::error::ConfigError;
-use crate::model::{Kind, SpanId, Tag, TagValue, TraceId};
+use crate::model::{Kind, SpanId, Tag, TagValue, TraceId, TraceToken};
 
 /// Decides at a trace's root whether the trace is kept. Object safe: the tracer holds a
 /// `Box<dyn Sampler>`; called on the thread that starts the root, so it must be cheap and
@@ -355,18 +354,18 @@ pub(crate) fn place(
 /// `TOMOGRAPH_SAMPLE_LIMIT`, and the `TOMOGRAPH_TAIL_*` variables (see [`TailSampling`]).
 pub(crate) fn from_lookup(env: EnvLookup<'_>, rate: f64) -> Result<FromEnv, ConfigError> {
     let rules =
-        match env("TOMOGRAPH_SAMPLE_RULES").filter(|v| !v.trim().is_empty()) {
+        match env::non_blank(env, env::SAMPLE_RULES) {
             Some(text) => Some(Rules::parse_with_fallback(&text, Rate::new(rate)).map_err(
                 |e| ConfigError::InvalidValue {
-                    variable: "TOMOGRAPH_SAMPLE_RULES",
+                    variable: env::SAMPLE_RULES,
                     value: e.item().to_owned(),
                     reason: e.to_string(),
                 },
             )?),
             None => None,
         };
-    let limit = match env("TOMOGRAPH_SAMPLE_LIMIT").filter(|v| !v.trim().is_empty()) {
-        Some(v) => Some(parse_limit("TOMOGRAPH_SAMPLE_LIMIT", &v)?),
+    let limit = match env::non_blank(env, env::SAMPLE_LIMIT) {
+        Some(v) => Some(parse_limit(env::SAMPLE_LIMIT, &v)?),
         None => None,
     };
     let sampler: Option<Box<dyn Sampler>> = match (rules, limit) {
@@ -375,10 +374,8 @@ pub(crate) fn from_lookup(env: EnvLookup<'_>, rate: f64) -> Result<FromEnv, Conf
         (Some(rules), Some(limit)) => Some(Box::new(RateLimit::per_second(limit).of(rules))),
         (None, Some(limit)) => Some(Box::new(RateLimit::per_second(limit).of(Rate::new(rate)))),
     };
-    let tail = match env("TOMOGRAPH_TAIL_SAMPLING") {
-        Some(v) if parse_bool("TOMOGRAPH_TAIL_SAMPLING", &v)? => {
-            Some(TailSampling::from_lookup(env)?)
-        }
+    let tail = match env::read_bool(env, env::TAIL_SAMPLING)? {
+        Some(true) => Some(TailSampling::from_lookup(env)?),
         _ => None,
     };
     Ok(FromEnv { sampler, tail })

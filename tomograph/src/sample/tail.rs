@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::config::EnvLookup;
+use crate::env::{self, EnvLookup};
 use crate::error::ConfigError;
 use crate::model::{Span, TraceId};
 
@@ -40,7 +40,7 @@ use crate::model::{Span, TraceId};
 ///
 /// | variable | meaning | default |
 /// |---|---|---|
-/// | `TOMOGRAPH_TAIL_SAMPLING` | `1`/`true` turns tail sampling on | off |
+/// | `TOMOGRAPH_TAIL_SAMPLING` | `true` (or `1`) turns tail sampling on | `false` |
 /// | `TOMOGRAPH_TAIL_SLOW_MS` | a span longer than this keeps its trace | `1000` |
 /// | `TOMOGRAPH_TAIL_SLOW_SQL_MS` | a SQL statement longer than this keeps its trace | `250` |
 /// | `TOMOGRAPH_TAIL_MAX_SPANS` | spans held at most | `100000` |
@@ -159,51 +159,26 @@ impl TailSampling {
 
     /// The defaults, changed by the `TOMOGRAPH_TAIL_*` variables that are set.
     pub(crate) fn from_lookup(env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        let millis =
+            |name| env::read(env, name, "milliseconds").map(|v| v.map(Duration::from_millis));
         let mut t = Self::default();
-        if let Some(ms) = millis(env, "TOMOGRAPH_TAIL_SLOW_MS")? {
-            t = t.slow(ms);
+        if let Some(d) = millis(env::TAIL_SLOW_MS)? {
+            t = t.slow(d);
         }
-        if let Some(ms) = millis(env, "TOMOGRAPH_TAIL_SLOW_SQL_MS")? {
-            t = t.slow_sql(ms);
+        if let Some(d) = millis(env::TAIL_SLOW_SQL_MS)? {
+            t = t.slow_sql(d);
         }
-        if let Some(n) = count(env, "TOMOGRAPH_TAIL_MAX_SPANS")? {
+        if let Some(n) = env::read(env, env::TAIL_MAX_SPANS, "a count")? {
             t = t.max_held_spans(n);
         }
-        if let Some(n) = count(env, "TOMOGRAPH_TAIL_MAX_TRACES")? {
+        if let Some(n) = env::read(env, env::TAIL_MAX_TRACES, "a count")? {
             t = t.max_held_traces(n);
         }
-        if let Some(ms) = millis(env, "TOMOGRAPH_TAIL_MAX_HOLD_MS")? {
-            t = t.max_hold(ms);
+        if let Some(d) = millis(env::TAIL_MAX_HOLD_MS)? {
+            t = t.max_hold(d);
         }
         Ok(t)
     }
-}
-
-fn count(env: EnvLookup<'_>, variable: &'static str) -> Result<Option<usize>, ConfigError> {
-    env(variable)
-        .map(|v| {
-            v.trim().parse().map_err(|_| ConfigError::InvalidValue {
-                variable,
-                value: v.clone(),
-                reason: "expected a count".into(),
-            })
-        })
-        .transpose()
-}
-
-fn millis(env: EnvLookup<'_>, variable: &'static str) -> Result<Option<Duration>, ConfigError> {
-    env(variable)
-        .map(|v| {
-            v.trim()
-                .parse()
-                .map(Duration::from_millis)
-                .map_err(|_| ConfigError::InvalidValue {
-                    variable,
-                    value: v.clone(),
-                    reason: "expected milliseconds".into(),
-                })
-        })
-        .transpose()
 }
 
 /// The counters of the tail decision ([`ReporterStats::sampling`](crate::ReporterStats));
