@@ -36,7 +36,13 @@ use crate::model::{Span, TraceId};
 /// [`max_hold`](TailSampling::max_hold) (a root that never ends). Spans of a trace that
 /// arrive after its decision follow it (the last `max_held_traces` decisions are
 /// remembered). [`flush`](crate::flush) and [`shutdown`](crate::shutdown) decide every held
-/// trace early and deliver the kept ones.
+/// trace early and deliver the kept ones. A held span costs what a queued one does (≈ 360
+/// bytes for a SQL span with its tags; see [`crate::Reporter`]): the default cap of 100 000
+/// held spans is ≈ 36 MB at most, on top of the queue.
+///
+/// **What backends see.** Only kept traces reach the backends: statsd's timers and counters
+/// of a tail-sampled service over-represent failed and slow requests (the head-kept ones are
+/// the unbiased sample).
 ///
 /// | variable | meaning | default |
 /// |---|---|---|
