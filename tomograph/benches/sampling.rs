@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tomograph::sample::{Always, Never, Rules, TailSampling};
-use tomograph::testing::{DiscardBackend, bench_pairs, interleaved_ratios};
+use tomograph::testing::DiscardBackend;
 use tomograph::{Config, ReporterOptions, SpanId, TraceId, TraceToken};
+use tomograph_test_support::bench::{Batch, bench_pairs, interleaved_ratios};
 
 const CHUNK: u64 = 256;
 /// Traces per flush in the throughput benches: the queue never fills.
@@ -134,9 +135,7 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
-    let batch = |fate| -> tomograph::testing::Batch<'static> {
-        Box::new(move || child_spans(100_000, fate))
-    };
+    let batch = |fate| -> Batch<'static> { Box::new(move || child_spans(100_000, fate)) };
     let report = interleaved_ratios(
         bench_pairs(40),
         batch(Fate::Sampled),
