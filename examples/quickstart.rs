@@ -75,11 +75,13 @@ fn main() -> Result<(), Box<dyn Error>> {
             .map(|cdn| {
                 tokio::spawn(
                     async move {
-                        let _purge = tomograph::span(format!("purge {cdn}"))
-                            .kind(Kind::Client)
-                            .start();
-                        tokio::time::sleep(Duration::from_millis(3)).await;
-                        tomograph::annotate("purged");
+                        // A span across `.await` is the future's own (a guard is not `Send`).
+                        async {
+                            tokio::time::sleep(Duration::from_millis(3)).await;
+                            tomograph::annotate("purged");
+                        }
+                        .traced_with(tomograph::span(format!("purge {cdn}")).kind(Kind::Client))
+                        .await
                     }
                     .in_current_trace(),
                 )

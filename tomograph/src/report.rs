@@ -27,7 +27,10 @@
 //!
 //! `accepted = sent + dropped + failed + rejected + cut + queued` (each of
 //! [`BackendStats`]), exact whenever the reporter is quiet (after a flush returned, after
-//! shutdown) and within the spans in motion otherwise.
+//! shutdown) and within the spans in motion otherwise. With tail sampling on, spans of the
+//! traces it drops reach no backend and are counted apart, in
+//! [`SamplingStats::dropped_spans`]: `accepted = sampling.dropped_spans + sent + dropped +
+//! failed + rejected + cut + queued`, held spans counting as queued.
 //!
 //! [`Reporter::flush`] and [`Reporter::shutdown`] return [`FlushError::Lost`] when spans were
 //! lost **since the previous flush or shutdown** (or since start), with the count per reason
@@ -52,8 +55,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use crossbeam_queue::ArrayQueue;
 
-use crate::error::{BackendError, FlushError};
+use crate::backend::Backend;
+use crate::error::BackendError;
 use crate::model::Span;
+use crate::sample::tail::{TailCounters, TailStage};
+use crate::sample::{SamplingStats, TailSampling};
 
 /// Batches waiting in a healthy backend's inbox, at most (two waiting while it sends a third);
 /// beyond, the dispatcher waits.
@@ -67,120 +73,26 @@ const MAX_LOGGED_REASONS: usize = 64;
 /// failing, whether a shutdown cut the account.
 const HAND_OFF_SLICE: Duration = Duration::from_millis(20);
 
-/// A destination for finished spans. Implement it to send spans anywhere; the reporter calls
-/// it from a thread of its own, so blocking I/O is fine.
-///
-/// ```
-/// use tomograph::{Backend, BackendError, Span};
-/// #[derive(Debug, Default)]
-/// struct CountingBackend { seen: usize }
-/// impl Backend for CountingBackend {
-///     fn name(&self) -> &str { "counting" }
-///     fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
-///         self.seen += spans.len();
-///         Ok(())
-///     }
-/// }
-/// ```
-pub trait Backend: Send + std::fmt::Debug + 'static {
-    /// A short name for statistics and logs (`zipkin`, `statsd`, …).
-    fn name(&self) -> &str;
-
-    /// Delivers one batch. A [retryable](BackendError::retryable) error makes the reporter try
-    /// the same batch again later; a [permanent](BackendError::permanent) one counts the batch
-    /// as rejected.
-    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError>;
-
-    /// Delivers one batch and says what became of each part of it, for backends that can
-    /// deliver part of a batch (the Zipkin backend splits a batch its collector refuses). The
-    /// default calls [`send`](Backend::send): all delivered, or all covered by its error.
-    fn deliver(&mut self, spans: &[Span]) -> Delivery {
-        Delivery::from_result(spans.len(), self.send(spans))
-    }
-
-    /// Pushes out anything the backend buffers itself. Called by flush and shutdown.
-    fn flush(&mut self) -> Result<(), BackendError> {
-        Ok(())
-    }
-}
-
-/// What became of a batch handed to [`Backend::deliver`].
-///
-/// The spans counted in [`delivered`](Delivery::delivered) and
-/// [`rejected`](Delivery::rejected) are the first ones of the batch, in order; the rest, if
-/// any, are covered by [`error`](Delivery::error): retried later when it is retryable,
-/// counted as rejected when it is permanent, counted as delivered when there is no error.
-///
-/// ```
-/// use tomograph::{BackendError, Delivery};
-/// let mut d = Delivery::delivered(3);
-/// d.reject("collector answered 400: duplicate annotation", 1);
-/// d.error = Some(BackendError::retryable(std::io::Error::other("connection reset")));
-/// assert_eq!(d.resolved(), 4); // the batch's first four spans; the rest is retried
-/// ```
-#[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct Delivery {
-    /// Spans the peer accepted.
-    pub delivered: usize,
-    /// Spans the peer refused for good, by reason (the peer's own words).
-    pub rejected: Vec<(String, usize)>,
-    /// Why the rest of the batch was not delivered.
-    pub error: Option<BackendError>,
-}
-
-impl Delivery {
-    /// `n` spans delivered.
-    pub fn delivered(n: usize) -> Self {
-        Self {
-            delivered: n,
-            ..Self::default()
-        }
-    }
-
-    /// The whole batch of `len` spans delivered, or covered by the error.
-    pub fn from_result(len: usize, result: Result<(), BackendError>) -> Self {
-        match result {
-            Ok(()) => Self::delivered(len),
-            Err(e) => Self {
-                error: Some(e),
-                ..Self::default()
-            },
-        }
-    }
-
-    /// Counts `spans` more refused for `reason` (merged with an earlier identical reason).
-    pub fn reject(&mut self, reason: impl Into<String>, spans: usize) {
-        let reason = reason.into();
-        match self.rejected.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, n)) => *n += spans,
-            None => self.rejected.push((reason, spans)),
-        }
-    }
-
-    /// Spans delivered or rejected: the first ones of the batch.
-    pub fn resolved(&self) -> usize {
-        self.delivered + self.rejected.iter().map(|(_, n)| n).sum::<usize>()
-    }
-}
-
 /// How the reporter batches, buffers and retries.
 ///
 /// ```
 /// use tomograph::ReporterOptions;
 /// use std::time::Duration;
 /// let options = ReporterOptions::default().queue_capacity(4096).batch_interval(Duration::from_millis(100));
-/// assert_eq!(options.get_queue_capacity(), 4096);
+/// let reporter = tomograph::Reporter::start(Vec::new(), options).unwrap();
+/// assert_eq!(reporter.queue_capacity(), 4096);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReporterOptions {
-    queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
     batch_size: usize,
     batch_interval: Duration,
     max_retries: u32,
     initial_backoff: Duration,
     max_backoff: Duration,
     backend_buffer_spans: usize,
+    /// Tail sampling in the dispatcher (set from the tracer's configuration).
+    tail: Option<TailSampling>,
 }
 
 impl Default for ReporterOptions {
@@ -193,6 +105,7 @@ impl Default for ReporterOptions {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             backend_buffer_spans: 16_384,
+            tail: None,
         }
     }
 }
@@ -234,17 +147,10 @@ impl ReporterOptions {
         self.backend_buffer_spans = n.max(1);
         self
     }
-    /// The queue capacity.
-    pub fn get_queue_capacity(&self) -> usize {
-        self.queue_capacity
-    }
-    /// The batch size.
-    pub fn get_batch_size(&self) -> usize {
-        self.batch_size
-    }
-    /// The batch interval.
-    pub fn get_batch_interval(&self) -> Duration {
-        self.batch_interval
+    /// The same options with the dispatcher's tail stage on (`Some`) or off.
+    pub(crate) fn with_tail(mut self, tail: Option<TailSampling>) -> Self {
+        self.tail = tail;
+        self
     }
 }
 
@@ -321,6 +227,8 @@ pub struct ReporterStats {
     pub queued: usize,
     /// Per backend.
     pub backends: Vec<BackendStats>,
+    /// The tail decision's counters (all zero with tail sampling off).
+    pub sampling: SamplingStats,
 }
 
 /// Spans lost in some interval (since the previous flush or shutdown), per reason: what a
@@ -389,6 +297,83 @@ impl std::fmt::Display for Loss {
             sep = "; ";
         }
         Ok(())
+    }
+}
+
+/// Why a flush or a shutdown did not deliver everything.
+///
+/// Losses are reported by the first flush or shutdown after them: each call covers the spans
+/// lost since the previous call returned (or since the reporter started).
+///
+/// ```
+/// use tomograph::{FlushError, Loss};
+/// let e = FlushError::Lost { loss: Loss::default(), source: None };
+/// assert_eq!(e.to_string(), "0 span(s) lost (since the previous flush)");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The timeout passed before every backend confirmed. At shutdown, every span not
+    /// delivered by then is cut, and `loss` says how many (with any other loss since the
+    /// previous flush).
+    #[error(
+        "flush timed out after {timeout:?}; {unconfirmed} backend(s) had not confirmed{}",
+        timeout_loss(loss)
+    )]
+    Timeout {
+        /// The timeout given.
+        timeout: Duration,
+        /// Backends that had not answered.
+        unconfirmed: usize,
+        /// Spans lost since the previous flush, per reason (cut ones included at shutdown).
+        loss: Loss,
+    },
+    /// Spans were lost since the previous flush or shutdown (queue full, peer failing,
+    /// refused, cut).
+    #[error("{loss} (since the previous flush)")]
+    Lost {
+        /// How many, per reason and backend.
+        loss: Loss,
+        /// The latest delivery error of a backend that lost spans (e.g. the collector's 400
+        /// answer, or the connection refused), if any.
+        #[source]
+        source: Option<BackendError>,
+    },
+    /// A backend could not deliver what it was given yet (its peer is failing; the spans are
+    /// kept for retries), or its own flush failed.
+    #[error("backend {backend} could not deliver: {reason}")]
+    Backend {
+        /// The backend's name.
+        backend: String,
+        /// What is left undelivered, or which step failed.
+        reason: String,
+        /// The backend's own error, when its flush failed.
+        #[source]
+        source: Option<BackendError>,
+    },
+    /// The reporter was shut down already.
+    #[error("the reporter is shut down")]
+    ShutDown,
+    /// No tracer was installed.
+    #[error("tomograph is not initialized")]
+    NotInitialized,
+}
+
+impl FlushError {
+    /// The spans lost that this error reports, if any.
+    pub fn loss(&self) -> Option<&Loss> {
+        match self {
+            FlushError::Timeout { loss, .. } | FlushError::Lost { loss, .. } => Some(loss),
+            _ => None,
+        }
+    }
+}
+
+fn timeout_loss(loss: &Loss) -> String {
+    if loss.is_empty() {
+        String::new()
+    } else {
+        format!("; {loss}")
     }
 }
 
@@ -557,6 +542,8 @@ pub struct Reporter {
     backends: Vec<Arc<BackendShared>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     mark: Mutex<Mark>,
+    /// Tail sampling's counters, when it is on.
+    tail: Option<Arc<TailCounters>>,
 }
 
 impl Reporter {
@@ -610,6 +597,15 @@ impl Reporter {
             handles.push(state);
         }
         let (control_tx, control_rx) = bounded(16);
+        let tail_counters = options
+            .tail
+            .as_ref()
+            .map(|_| Arc::new(TailCounters::default()));
+        let tail = options
+            .tail
+            .clone()
+            .zip(tail_counters.clone())
+            .map(|(t, counters)| TailStage::new(t, counters));
         let dispatcher = Dispatcher {
             shared: shared.clone(),
             control: control_rx,
@@ -617,6 +613,7 @@ impl Reporter {
             backends: handles.clone(),
             interval: options.batch_interval,
             buffer_spans: options.backend_buffer_spans,
+            tail,
         };
         let handle = thread::Builder::new()
             .name("tomograph-reporter".into())
@@ -631,6 +628,7 @@ impl Reporter {
             backends: handles,
             threads: Mutex::new(threads),
             mark: Mutex::new(Mark::default()),
+            tail: tail_counters,
         })
     }
 
@@ -761,12 +759,14 @@ impl Reporter {
                         "{} span(s) not delivered yet, peer failing (kept for retry){why}",
                         ack.pending
                     ),
+                    source: None,
                 });
             }
             if let Err(e) = ack.flush {
                 return Err(FlushError::Backend {
                     backend: b.name.clone(),
-                    reason: e.to_string(),
+                    reason: format!("its flush failed: {e}"),
+                    source: Some(e),
                 });
             }
         }
@@ -820,6 +820,16 @@ impl Reporter {
         loss
     }
 
+    /// The most finished spans its queue holds ([`ReporterOptions::queue_capacity`]).
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.queue.capacity()
+    }
+
+    /// Spans per batch handed to backends ([`ReporterOptions::batch_size`]).
+    pub fn batch_size(&self) -> usize {
+        self.shared.batch_size
+    }
+
     /// Counters: accepted, refused, queued, and per backend where every accepted span is.
     pub fn stats(&self) -> ReporterStats {
         let backends: Vec<BackendStats> = self
@@ -828,9 +838,10 @@ impl Reporter {
             .map(|b| {
                 let ledger = lock(&b.ledger);
                 // Read after the ledger: a span is counted as accepted before any backend
-                // can resolve it.
+                // can resolve it, or the tail decision drop it.
+                let sampled_out = self.tail.as_ref().map_or(0, |t| t.dropped_spans());
                 let accepted = self.shared.accepted.load(Ordering::SeqCst);
-                let unresolved = accepted.saturating_sub(ledger.resolved());
+                let unresolved = accepted.saturating_sub(ledger.resolved() + sampled_out);
                 let (cut, queued) = if ledger.sealed {
                     (unresolved, 0)
                 } else {
@@ -862,6 +873,7 @@ impl Reporter {
                 self.shared.queue.len()
             },
             backends,
+            sampling: self.tail.as_ref().map(|t| t.snapshot()).unwrap_or_default(),
         }
     }
 }
@@ -873,10 +885,12 @@ struct Dispatcher {
     backends: Vec<Arc<BackendShared>>,
     interval: Duration,
     buffer_spans: usize,
+    /// Tail sampling's held traces, when it is on.
+    tail: Option<TailStage>,
 }
 
 impl Dispatcher {
-    fn run(self) {
+    fn run(mut self) {
         let mut next_tick = Instant::now() + self.interval;
         loop {
             if self.shared.sealed.load(Ordering::Relaxed) {
@@ -893,9 +907,17 @@ impl Dispatcher {
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.interval;
             }
+            if let Some(tail) = &mut self.tail {
+                tail.expire(Instant::now());
+            }
             self.drain();
             while let Ok(control) = self.control.try_recv() {
                 self.drain();
+                // Flush and shutdown deliver what is held: every held trace is decided now.
+                if let Some(tail) = &mut self.tail {
+                    tail.release_all();
+                    self.drain();
+                }
                 match control {
                     Control::Flush { deadline, ack } => {
                         self.broadcast(|| Message::Flush {
@@ -916,7 +938,7 @@ impl Dispatcher {
     }
 
     /// Empties the queue in batches.
-    fn drain(&self) {
+    fn drain(&mut self) {
         let batch_size = self.shared.batch_size;
         loop {
             if self.shared.sealed.load(Ordering::Relaxed) {
@@ -924,7 +946,7 @@ impl Dispatcher {
             }
             let mut batch = Vec::with_capacity(batch_size.min(self.shared.queue.len()).max(1));
             while batch.len() < batch_size {
-                match self.shared.queue.pop() {
+                match self.next_span() {
                     Some(span) => batch.push(span),
                     None => break,
                 }
@@ -940,6 +962,20 @@ impl Dispatcher {
             if !full {
                 return;
             }
+        }
+    }
+
+    /// The next span to send: from the queue, through the tail stage when it is on.
+    #[inline]
+    fn next_span(&mut self) -> Option<Span> {
+        let Some(tail) = &mut self.tail else {
+            return self.shared.queue.pop();
+        };
+        loop {
+            if let Some(span) = tail.next() {
+                return Some(span);
+            }
+            tail.admit(self.shared.queue.pop()?);
         }
     }
 

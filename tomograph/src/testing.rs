@@ -149,7 +149,7 @@ impl DiscardBackend {
     }
 }
 
-impl crate::report::Backend for DiscardBackend {
+impl crate::backend::Backend for DiscardBackend {
     fn name(&self) -> &str {
         "discard"
     }
@@ -158,120 +158,6 @@ impl crate::report::Backend for DiscardBackend {
         self.received += spans.len() as u64;
         Ok(())
     }
-}
-
-/// A median and its 95 % confidence interval (order statistics: no assumption about the
-/// distribution), from [`interleaved_ratios`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MedianCi {
-    /// The median.
-    pub median: f64,
-    /// Lower bound of the 95 % interval.
-    pub low: f64,
-    /// Upper bound of the 95 % interval.
-    pub high: f64,
-}
-
-impl MedianCi {
-    /// The median of `values` and its 95 % confidence interval; `None` when empty.
-    ///
-    /// ```
-    /// let mut v: Vec<f64> = (1..=101).map(f64::from).collect();
-    /// let m = tomograph::testing::MedianCi::of(&mut v).unwrap();
-    /// assert_eq!(m.median, 51.0);
-    /// assert!(m.low < 51.0 && m.high > 51.0);
-    /// ```
-    pub fn of(values: &mut [f64]) -> Option<Self> {
-        if values.is_empty() {
-            return None;
-        }
-        values.sort_by(f64::total_cmp);
-        let n = values.len();
-        let half_width = (1.96 * (n as f64).sqrt() / 2.0).ceil() as usize;
-        let mid = n / 2;
-        Some(Self {
-            median: values[mid],
-            low: values[mid.saturating_sub(half_width)],
-            high: values[(mid + half_width).min(n - 1)],
-        })
-    }
-}
-
-impl std::fmt::Display for MedianCi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:.3} (95% CI {:.3}–{:.3})",
-            self.median, self.low, self.high
-        )
-    }
-}
-
-/// Pairs of batches for [`interleaved_ratios`]: `TOMOGRAPH_BENCH_PAIRS`, or `default`.
-///
-/// ```
-/// let pairs = tomograph::testing::bench_pairs(60);
-/// assert!(pairs > 0 || std::env::var("TOMOGRAPH_BENCH_PAIRS").is_ok());
-/// ```
-pub fn bench_pairs(default: usize) -> usize {
-    std::env::var("TOMOGRAPH_BENCH_PAIRS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// One timed batch of a benchmark arm: runs the batch, returns how long it took.
-pub type Batch<'a> = Box<dyn FnMut() -> Duration + 'a>;
-
-/// Ratios of benchmark arms against a baseline, measured in alternating batches so that a
-/// machine whose load drifts affects both sides alike: for each pair, the baseline and each
-/// candidate run in ABBA order (the order flips every pair), and an A/A control (the
-/// baseline against itself, on the same schedule) shows the harness's own bias and noise.
-/// Returns one line per candidate plus the control, each the median per-pair ratio with its
-/// 95 % confidence interval.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use tomograph::testing::interleaved_ratios;
-/// let spin = |n: u32| move || {
-///     let t = Instant::now();
-///     std::hint::black_box((0..n).sum::<u32>());
-///     t.elapsed()
-/// };
-/// let report = interleaved_ratios(5, Box::new(spin(1000)), vec![("same", Box::new(spin(1000)))]);
-/// assert!(report.contains("same/baseline"));
-/// ```
-pub fn interleaved_ratios(
-    pairs: usize,
-    mut baseline: Batch<'_>,
-    mut candidates: Vec<(&str, Batch<'_>)>,
-) -> String {
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(pairs); candidates.len()];
-    let mut control = Vec::with_capacity(pairs);
-    for pair in 0..pairs {
-        for ((_, candidate), ratios) in candidates.iter_mut().zip(&mut ratios) {
-            let (base, with) = if pair % 2 == 0 {
-                let base = baseline();
-                (base, candidate())
-            } else {
-                let with = candidate();
-                (baseline(), with)
-            };
-            ratios.push(with.as_secs_f64() / base.as_secs_f64());
-        }
-        let (first, second) = (baseline(), baseline());
-        control.push(second.as_secs_f64() / first.as_secs_f64());
-    }
-    let mut lines = Vec::new();
-    for ((name, _), mut ratios) in candidates.iter().zip(ratios) {
-        if let Some(m) = MedianCi::of(&mut ratios) {
-            lines.push(format!("{name}/baseline {m}"));
-        }
-    }
-    if let Some(m) = MedianCi::of(&mut control) {
-        lines.push(format!("A/A control {m}"));
-    }
-    format!("{pairs} pairs: {}", lines.join("; "))
 }
 
 #[cfg(test)]

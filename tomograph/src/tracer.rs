@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::error::{FlushError, InitError};
+use crate::error::InitError;
 use crate::model::{Endpoint, Span};
-use crate::propagation::Propagation;
+use crate::propagation::{self, Propagation};
+use crate::report::FlushError;
 use crate::report::{Reporter, ReporterStats};
+use crate::sample::Head;
 
 static TRACER: OnceLock<Tracer> = OnceLock::new();
 
@@ -19,8 +21,7 @@ static TRACER: OnceLock<Tracer> = OnceLock::new();
 #[derive(Debug)]
 pub struct Tracer {
     local_endpoint: Endpoint,
-    sample_threshold: u64,
-    always_sample: bool,
+    head: Head,
     wide_trace_ids: bool,
     enabled: AtomicBool,
     misplaced_guard_warned: AtomicBool,
@@ -44,10 +45,10 @@ impl Tracer {
         self.wide_trace_ids
     }
 
-    /// The sampling decision for a new root.
-    pub(crate) fn sample(&self) -> bool {
-        self.always_sample
-            || (self.sample_threshold != 0 && fastrand::u64(..) < self.sample_threshold)
+    /// The head sampler, decided at each new local root.
+    #[inline]
+    pub(crate) fn head(&self) -> &Head {
+        &self.head
     }
 
     /// The HTTP header formats written and read.
@@ -80,11 +81,9 @@ pub fn init(config: Config) -> Result<&'static Tracer, InitError> {
     }
     let parts = config.into_parts();
     let reporter = Reporter::start(parts.backends, parts.reporter)?;
-    let rate = parts.sample_rate.clamp(0.0, 1.0);
     let tracer = Tracer {
         local_endpoint: parts.local_endpoint,
-        sample_threshold: (rate * u64::MAX as f64) as u64,
-        always_sample: rate >= 1.0,
+        head: parts.head,
         wide_trace_ids: parts.wide_trace_ids,
         enabled: AtomicBool::new(parts.enabled),
         misplaced_guard_warned: AtomicBool::new(false),
@@ -97,6 +96,9 @@ pub fn init(config: Config) -> Result<&'static Tracer, InitError> {
         tracer
     });
     if installed {
+        propagation::install(propagation::Installed {
+            propagation: &result.propagation,
+        });
         Ok(result)
     } else {
         Err(InitError::AlreadyInitialized)
@@ -137,6 +139,13 @@ pub fn shutdown(timeout: Duration) -> Result<(), FlushError> {
 /// The reporter's counters; empty before [`init`].
 pub fn stats() -> ReporterStats {
     get().map(|t| t.reporter.stats()).unwrap_or_default()
+}
+
+/// Finishes `span` ([`Span::finish`]) and reports it: the one way a span ends.
+#[inline(always)]
+pub(crate) fn finish(mut span: Span) {
+    span.finish();
+    report(span);
 }
 
 #[inline]

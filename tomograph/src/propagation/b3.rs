@@ -23,7 +23,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{Extracted, Format, header};
-use crate::context::token::TraceToken;
+use crate::model::TraceToken;
 use crate::model::{SpanId, TraceId};
 
 /// `b3`, the single header.
@@ -146,7 +146,8 @@ pub(super) fn extract_single(headers: &HeaderMap) -> Option<Extracted> {
 }
 
 /// Writes the `X-B3-*` headers (debug as `X-B3-Flags: 1` without `X-B3-Sampled`, as the
-/// specification asks), removing stale ones.
+/// specification asks; a deferred decision — a trace held for the tail decision — without
+/// either), removing stale ones.
 pub(super) fn inject(token: &TraceToken, headers: &mut HeaderMap) {
     for name in [TRACE_ID, SPAN_ID, PARENT_SPAN_ID, SAMPLED, FLAGS] {
         headers.remove(name);
@@ -160,7 +161,7 @@ pub(super) fn inject(token: &TraceToken, headers: &mut HeaderMap) {
     put(headers, SPAN_ID, token.span_id.to_string());
     if token.debug {
         headers.insert(FLAGS, HeaderValue::from_static("1"));
-    } else {
+    } else if !token.deferred {
         let flag = if token.sampled { "1" } else { "0" };
         headers.insert(SAMPLED, HeaderValue::from_static(flag));
     }

@@ -19,6 +19,13 @@
 //! third field of `b3`), W3C flag `01`. `X-Trace-Info` has no flag: it is written only for
 //! sampled traces (the original library recorded every trace it saw), and read as sampled.
 //!
+//! A trace held for the tail decision ([`crate::sample::TailSampling`]) has no decision to
+//! pass on yet: B3 is written without `X-B3-Sampled` (and `b3` without its flag), which
+//! leaves the decision to the receiver; W3C has no such state and is written `00` (not
+//! sampled); `X-Trace-Info` is not written. Read the other way, a B3 context without a
+//! flag gives a [deferred](TraceToken::is_deferred) token: the span started from it decides,
+//! with the name it has (see [`crate::sample`]).
+//!
 //! ```
 //! use http::HeaderMap;
 //! use tomograph::{SpanId, TraceId, TraceToken};
@@ -43,12 +50,13 @@ pub mod x_trace_info;
 use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderValue};
 
-use crate::config::EnvLookup;
-use crate::context::token::TraceToken;
+use crate::env::{self, EnvLookup};
 use crate::error::ConfigError;
+use crate::model::TraceToken;
 use crate::model::{SpanId, TraceId};
 
 /// A header format that carries trace context.
@@ -209,14 +217,14 @@ impl Propagation {
     /// `TOMOGRAPH_PROPAGATION_EXTRACT` when set (read through `env`).
     pub fn from_lookup(env: EnvLookup<'_>) -> Result<Self, ConfigError> {
         let mut p = Self::default();
-        if let Some(v) = env("TOMOGRAPH_PROPAGATION") {
-            p = Self::only(parse_list("TOMOGRAPH_PROPAGATION", &v)?);
+        if let Some(v) = env(env::PROPAGATION) {
+            p = Self::only(parse_list(env::PROPAGATION, &v)?);
         }
-        if let Some(v) = env("TOMOGRAPH_PROPAGATION_INJECT") {
-            p.inject = parse_list("TOMOGRAPH_PROPAGATION_INJECT", &v)?;
+        if let Some(v) = env(env::PROPAGATION_INJECT) {
+            p.inject = parse_list(env::PROPAGATION_INJECT, &v)?;
         }
-        if let Some(v) = env("TOMOGRAPH_PROPAGATION_EXTRACT") {
-            p.extract = parse_list("TOMOGRAPH_PROPAGATION_EXTRACT", &v)?;
+        if let Some(v) = env(env::PROPAGATION_EXTRACT) {
+            p.extract = parse_list(env::PROPAGATION_EXTRACT, &v)?;
         }
         Ok(p)
     }
@@ -346,29 +354,41 @@ impl Extracted {
     }
 
     /// The token to continue the caller's trace; `None` for a sampling decision without ids.
-    /// A deferred decision is made now by the installed tracer's sampler (sampled when no
-    /// tracer is installed).
+    /// When the caller deferred the decision, the token is [deferred](TraceToken::is_deferred)
+    /// (and counts as sampled): the span started from it decides, by the installed tracer's
+    /// sampler, knowing its name.
     pub fn token(&self) -> Option<TraceToken> {
         let (trace_id, span_id) = self.ids?;
-        let sampled = self.sampled.unwrap_or_else(decide);
         Some(TraceToken {
             trace_id,
             span_id,
-            sampled,
+            sampled: self.sampled.unwrap_or(true),
             debug: self.debug,
             remote: true,
+            deferred: self.sampled.is_none(),
         })
     }
 }
 
-fn decide() -> bool {
-    crate::tracer::get().is_none_or(|t| t.sample())
+/// What the installed tracer lends this module, which sits below it: its formats. Given
+/// once, by [`init`](crate::init). (A caller's deferred decision is made where a span starts
+/// from its token, by the tracer's sampler: see [`crate::sample`].)
+#[derive(Debug)]
+pub(crate) struct Installed {
+    pub(crate) propagation: &'static Propagation,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+/// Called by [`init`](crate::init) once its tracer is in place.
+pub(crate) fn install(installed: Installed) {
+    let _ = INSTALLED.set(installed);
 }
 
 /// The configured propagation: the installed tracer's, else the default.
 pub(crate) fn configured<R>(f: impl FnOnce(&Propagation) -> R) -> R {
-    match crate::tracer::get() {
-        Some(t) => f(t.propagation()),
+    match INSTALLED.get() {
+        Some(i) => f(i.propagation),
         None => f(&Propagation::default()),
     }
 }

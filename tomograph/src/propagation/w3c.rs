@@ -4,7 +4,8 @@
 //! `traceparent: {version}-{trace-id}-{parent-id}-{flags}`: 2, 32, 16 and 2 lower-hex
 //! characters. Version `ff` and all-zero ids are invalid; a later version is read by its
 //! first four fields (as the specification asks). Flag `01` is "sampled". W3C has no debug
-//! flag: a debug trace is written as sampled. A 64-bit trace id is written left-padded to
+//! flag: a debug trace is written as sampled. Nor has it a deferred decision: a trace held
+//! for the tail decision is written `00`, which a receiver takes as "not sampled". A 64-bit trace id is written left-padded to
 //! 32 characters and reads back as the same 64-bit id.
 //!
 //! ```
@@ -19,7 +20,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{Extracted, Format, header};
-use crate::context::token::TraceToken;
+use crate::model::TraceToken;
 use crate::model::{SpanId, TraceId};
 
 /// `traceparent`.
@@ -78,7 +79,11 @@ pub fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, bool)> {
 /// );
 /// ```
 pub fn format_traceparent(token: &TraceToken) -> String {
-    let flags = if token.sampled { SAMPLED_FLAG } else { 0 };
+    let flags = if token.sampled && !token.deferred {
+        SAMPLED_FLAG
+    } else {
+        0
+    };
     format!(
         "00-{:032x}-{:016x}-{flags:02x}",
         token.trace_id.get(),

@@ -41,7 +41,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{Extracted, Format};
-use crate::context::token::TraceToken;
+use crate::model::TraceToken;
 use crate::model::{SpanId, TraceId};
 
 /// The header's name.
@@ -230,7 +230,8 @@ pub(super) fn extract(headers: &HeaderMap) -> Option<Extracted> {
 }
 
 pub(super) fn inject(token: &TraceToken, headers: &mut HeaderMap) {
-    if !token.sampled {
+    // No flag to carry "not sampled" or "deferred": written only for kept traces.
+    if !token.sampled || token.deferred {
         headers.remove(HEADER);
         return;
     }

@@ -64,14 +64,14 @@ use std::time::Duration;
 pub use self::dialect::Dialect;
 pub use self::query::{normalize, operation, truncate};
 pub use self::redact::redact_message;
-use crate::api::{self, DetachedSpan};
 use crate::clock::Timestamp;
 use crate::context::stack;
-use crate::context::token::TraceToken;
+use crate::handle::{self as api, DetachedSpan};
+use crate::model::TraceToken;
+use crate::model::intern;
 use crate::model::{
     Endpoint, EndpointRef, Kind, Note, Peer, Span, SpanId, SpanTemplate, Tag, TagValue, Text,
 };
-use crate::text::intern;
 
 /// The kind of database, for the remote endpoint and `db.system.name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -1093,7 +1093,9 @@ mod tests {
         );
         for span in &statements {
             assert_eq!(
-                span.tag("sql.query").map(ToString::to_string).as_deref(),
+                span.tag_value("sql.query")
+                    .map(ToString::to_string)
+                    .as_deref(),
                 Some("SELECT name FROM template_test")
             );
             let remote = span.remote_endpoint().expect("the database");

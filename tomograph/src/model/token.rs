@@ -8,13 +8,18 @@ use crate::model::{SpanId, TraceId};
 
 /// The identity of a span, enough to start its children anywhere: trace id, span id and the
 /// sampling decision. `Copy + Send`; prints as `{trace}-{span}-{1|0|d}` (the B3 single-header
-/// form) and parses back, for queues and RPC payloads.
+/// form) and parses back, for queues and RPC payloads. A trace whose decision is deferred
+/// (held for the tail decision here, or left to this side by a caller) prints without the
+/// flag, `{trace}-{span}`, as B3 writes a deferred decision.
 ///
 /// ```
 /// use tomograph::TraceToken;
 /// let token: TraceToken = "463ac35c9f6413ad-a2fb4a1d1a96d312-1".parse().unwrap();
-/// assert!(token.sampled());
+/// assert!(token.sampled() && !token.is_deferred());
 /// assert_eq!(token.to_string(), "463ac35c9f6413ad-a2fb4a1d1a96d312-1");
+/// let deferred: TraceToken = "463ac35c9f6413ad-a2fb4a1d1a96d312".parse().unwrap();
+/// assert!(deferred.is_deferred(), "decided where a span starts from it");
+/// assert_eq!(deferred.to_string(), "463ac35c9f6413ad-a2fb4a1d1a96d312");
 /// assert!("not a token".parse::<TraceToken>().is_err());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,6 +29,10 @@ pub struct TraceToken {
     pub(crate) sampled: bool,
     pub(crate) debug: bool,
     pub(crate) remote: bool,
+    /// No final decision yet: from another process, the caller left it to this side (decided
+    /// where a span starts from the token); of this process, the trace is recorded and held
+    /// for the tail decision. `sampled` is true with it.
+    pub(crate) deferred: bool,
 }
 
 /// A token as four machine words (no token: span word 0), for the thread-local copy of the
@@ -41,6 +50,7 @@ impl PackedToken {
     const DEBUG: u64 = 1;
     const REMOTE: u64 = 2;
     const SAMPLED: u64 = 4;
+    const DEFERRED: u64 = 8;
 
     pub(crate) const NONE: Self = Self {
         high: 0,
@@ -59,7 +69,8 @@ impl PackedToken {
                 span: t.span_id.get(),
                 flags: (u64::from(t.debug) * Self::DEBUG)
                     | (u64::from(t.remote) * Self::REMOTE)
-                    | (u64::from(t.sampled) * Self::SAMPLED),
+                    | (u64::from(t.sampled) * Self::SAMPLED)
+                    | (u64::from(t.deferred) * Self::DEFERRED),
             },
         }
     }
@@ -74,6 +85,7 @@ impl PackedToken {
             sampled: self.flags & Self::SAMPLED != 0,
             debug: self.flags & Self::DEBUG != 0,
             remote: self.flags & Self::REMOTE != 0,
+            deferred: self.flags & Self::DEFERRED != 0,
         })
     }
 }
@@ -84,10 +96,11 @@ mod packed_tests {
 
     #[test]
     fn packing_round_trips() {
-        for (sampled, debug, remote) in [
-            (false, false, false),
-            (true, true, false),
-            (true, false, true),
+        for (sampled, debug, remote, deferred) in [
+            (false, false, false, false),
+            (true, true, false, false),
+            (true, false, true, false),
+            (true, false, false, true),
         ] {
             let token = TraceToken {
                 trace_id: TraceId::from_u128(0x1234_5678_9abc_def0_0fed_cba9_8765_4321).unwrap(),
@@ -95,6 +108,7 @@ mod packed_tests {
                 sampled,
                 debug,
                 remote,
+                deferred,
             };
             assert_eq!(PackedToken::pack(Some(token)).unpack(), Some(token));
         }
@@ -112,6 +126,7 @@ impl TraceToken {
             sampled,
             debug: false,
             remote: true,
+            deferred: false,
         }
     }
 
@@ -119,6 +134,7 @@ impl TraceToken {
     pub fn with_debug(mut self, debug: bool) -> Self {
         self.debug = debug;
         self.sampled |= debug;
+        self.deferred &= !debug;
         self
     }
 
@@ -130,9 +146,18 @@ impl TraceToken {
     pub fn span_id(&self) -> SpanId {
         self.span_id
     }
-    /// Whether the trace is recorded.
+    /// Whether the trace is recorded: kept by the head decision, or held for the tail decision
+    /// (see [`is_deferred`](TraceToken::is_deferred)).
     pub fn sampled(&self) -> bool {
         self.sampled
+    }
+    /// Whether the sampling decision is still open: for a token from another process (parsed,
+    /// extracted from headers), the caller left it to this side, and the span started from
+    /// the token decides; for a token of this process, the trace is recorded and held for the
+    /// tail decision ([`TailSampling`](crate::sample::TailSampling)). Headers written from such
+    /// a token carry no decision.
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
     }
     /// Whether the trace is in debug mode.
     pub fn debug(&self) -> bool {
@@ -152,6 +177,9 @@ impl fmt::Debug for TraceToken {
 
 impl fmt::Display for TraceToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.deferred {
+            return write!(f, "{}-{}", self.trace_id, self.span_id);
+        }
         let flag = if self.debug {
             "d"
         } else if self.sampled {
@@ -175,10 +203,11 @@ impl FromStr for TraceToken {
         if parts.next().is_some() {
             return Err(bad());
         }
-        let (sampled, debug) = match flag {
-            None | Some("1") => (true, false),
-            Some("0") => (false, false),
-            Some("d") => (true, true),
+        let (sampled, debug, deferred) = match flag {
+            None => (true, false, true),
+            Some("1") => (true, false, false),
+            Some("0") => (false, false, false),
+            Some("d") => (true, true, false),
             Some(_) => return Err(bad()),
         };
         Ok(Self {
@@ -187,6 +216,7 @@ impl FromStr for TraceToken {
             sampled,
             debug,
             remote: true,
+            deferred,
         })
     }
 }
