@@ -2,7 +2,8 @@
 //! finished span — costs while the backend delivers over HTTP or over RabbitMQ (numbers in
 //! BENCHMARKS.md, "Zipkin over RabbitMQ vs HTTP").
 //!
-//! `cargo bench -p tomograph --features rabbitmq --bench transport [-- PAIRS]` with
+//! `cargo bench -p tomograph --features rabbitmq --bench transport` (`TOMOGRAPH_BENCH_PAIRS`
+//! pairs, default 40) with
 //! `TOMOGRAPH_TEST_RABBITMQ_URL` set (e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`); without
 //! it only the discard arm runs against HTTP.
 //!
@@ -14,17 +15,14 @@
 //! reported, then the batch is flushed (delivered and confirmed) with the clock stopped, so the
 //! backend works on the other core while the application reports, as in a service. Batches run
 //! in ABBA order against a fresh baseline batch, with an A/A control on the same schedule
-//! (`benches/support/added_cost.rs`, as the peer benches), so the ratios hold on a loaded
+//! (`tomograph_test_support::bench::added_costs`, as the peer benches), so the ratios hold on a loaded
 //! machine.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-#[path = "../../benches/support/added_cost.rs"]
-mod added_cost;
 mod support;
 
-use added_cost::{Batch, added_costs};
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
@@ -32,6 +30,7 @@ use support::typical_span;
 use tomograph::backend::zipkin::ZipkinBackend;
 use tomograph::testing::DiscardBackend;
 use tomograph::{Backend, Reporter, ReporterOptions, Span, SpanId, TraceId};
+use tomograph_test_support::bench::{Batch, added_costs, bench_pairs};
 
 const BATCH: u32 = 16_384;
 const QUEUE: &str = "tomograph-bench-transport";
@@ -138,10 +137,7 @@ fn reporter(backend: impl Backend + 'static) -> Reporter {
 }
 
 fn main() {
-    let pairs: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(40);
+    let pairs = bench_pairs(40);
     let broker = std::env::var("TOMOGRAPH_TEST_RABBITMQ_URL").ok();
     if broker.is_none() {
         eprintln!("transport bench: TOMOGRAPH_TEST_RABBITMQ_URL is not set; no RabbitMQ arm");
