@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 
 use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
 use diesel::result::{ConnectionError, DatabaseErrorKind, Error};
+use tomograph::keys;
 use tomograph::sql::{SqlMode, SqlSpan};
 use tomograph::{DetachedSpan, Kind, SpanId, TraceToken};
 
@@ -131,7 +132,7 @@ impl TracingInstrumentation {
             Some(error) => {
                 let text = query::sql_of(query);
                 let mut span = span.unwrap_or_else(|| self.config.sql.untraced());
-                span.tag("error.type", error_type(error));
+                span.tag(keys::ERROR_TYPE, error_type(error));
                 span.fail(&text, error, None);
             }
         }
@@ -169,7 +170,7 @@ impl TracingInstrumentation {
             None => return DetachedSpan::none(),
         };
         let mut span = sql.start_transaction_detached(parent);
-        span.tag("db.transaction.depth", depth);
+        span.tag(keys::db::TRANSACTION_DEPTH, depth);
         span
     }
 
@@ -194,16 +195,16 @@ impl TracingInstrumentation {
                 // diesel rolls back after a failed top-level COMMIT when the transaction is
                 // still open; keep the span for that ROLLBACK.
                 top.span.record_error(self.config.sql.error_message(error));
-                top.span.tag("error.type", error_type(error));
+                top.span.tag(keys::ERROR_TYPE, error_type(error));
                 top.state = TxState::CommitFailed;
             }
             (TxState::Beginning | TxState::Ending(_), _) => {
                 if let TxState::Ending(outcome) = top.state {
-                    top.span.tag("db.transaction.outcome", outcome);
+                    top.span.tag(keys::db::TRANSACTION_OUTCOME, outcome);
                 }
                 if let Some(error) = error {
                     top.span.record_error(self.config.sql.error_message(error));
-                    top.span.tag("error.type", error_type(error));
+                    top.span.tag(keys::ERROR_TYPE, error_type(error));
                 }
                 self.transactions.pop();
             }
@@ -220,7 +221,7 @@ impl TracingInstrumentation {
             && let Some(mut tx) = self.transactions.pop()
         {
             // The database ended it: a failed COMMIT commits nothing.
-            tx.span.tag("db.transaction.outcome", "rollback");
+            tx.span.tag(keys::db::TRANSACTION_OUTCOME, "rollback");
         }
     }
 
@@ -243,7 +244,7 @@ impl TracingInstrumentation {
                     tomograph::span("connect")
                         .kind(Kind::Client)
                         .remote_endpoint(sql.remote_endpoint().clone())
-                        .tag("db.system.name", sql.system().name())
+                        .tag(keys::db::SYSTEM_NAME, sql.system().name())
                         .start_detached(),
                 );
             }
@@ -260,7 +261,7 @@ impl TracingInstrumentation {
             (Some(mut span), _) => {
                 if let Some(error) = error {
                     span.record_error(self.config.sql.error_message(error));
-                    span.tag("error.type", connection_error_type(error));
+                    span.tag(keys::ERROR_TYPE, connection_error_type(error));
                 }
             }
             (None, SqlMode::Annotations) if self.config.sql.is_enabled() => match error {

@@ -6,6 +6,7 @@ use std::ops::Deref;
 
 use rusqlite::{DropBehavior, TransactionBehavior};
 use tomograph::SpanGuard;
+use tomograph::keys;
 
 use crate::TracedConnection;
 
@@ -79,7 +80,7 @@ impl<'conn> TracedTransaction<'conn> {
             _ => ("BEGIN DEFERRED", "deferred"),
         };
         let span = conn.tracer().start_transaction();
-        span.tag("db.transaction.behavior", name);
+        span.tag(keys::db::TRANSACTION_BEHAVIOR, name);
         match conn.execute_batch(sql) {
             Ok(()) => Ok(Self {
                 conn,
@@ -127,7 +128,7 @@ impl<'conn> TracedTransaction<'conn> {
         match &result {
             Ok(()) => {
                 self.open = false;
-                self.span.tag("db.transaction.outcome", outcome);
+                self.span.tag(keys::db::TRANSACTION_OUTCOME, outcome);
             }
             Err(e) => self.span.record_error(self.conn.tracer().error_message(e)),
         }

@@ -23,6 +23,7 @@ use futures_util::StreamExt;
 use sqlx::error::BoxDynError;
 use sqlx::{Arguments, Database, Describe, Either, Error, Execute, Executor, SqlStr};
 use tomograph::TraceToken;
+use tomograph::keys;
 use tomograph::sql::{SqlSpan, SqlTracer};
 
 use crate::database::TracedDatabase;
@@ -145,7 +146,7 @@ impl<DB: TracedDatabase> Call<DB> {
                 Error::Database(e) => e.code(),
                 _ => None,
             };
-            span.tag("error.type", error_type(error));
+            span.tag(keys::ERROR_TYPE, error_type(error));
             span.fail(self.sql.as_str(), error, code.as_deref());
         }
     }

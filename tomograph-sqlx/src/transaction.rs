@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 
 use sqlx::{AssertSqlSafe, Error, Executor, SqlSafeStr, SqlStr, Transaction};
+use tomograph::keys;
 use tomograph::sql::SqlTracer;
 use tomograph::{DetachedSpan, TraceToken};
 
@@ -59,7 +60,7 @@ impl State {
 
     fn end(&mut self, outcome: &'static str) {
         self.open = false;
-        self.span.tag("db.transaction.outcome", outcome);
+        self.span.tag(keys::db::TRANSACTION_OUTCOME, outcome);
     }
 }
 

@@ -41,6 +41,7 @@ mod config;
 mod context;
 mod error;
 pub mod http;
+pub mod keys;
 #[doc(hidden)]
 pub mod macro_support;
 mod model;

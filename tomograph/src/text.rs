@@ -190,6 +190,7 @@ pub(crate) mod intern {
     use std::collections::{HashMap, HashSet};
     use std::sync::Mutex;
 
+    use crate::keys;
     use crate::model::{Endpoint, SpanTemplate, Tag};
 
     /// The most bytes of text interned per process.
@@ -333,10 +334,10 @@ pub(crate) mod intern {
             }
             let mut tags = Vec::with_capacity(base.tags.len() + 3);
             if let Some(text) = text {
-                tags.push(Tag::new("sql.query", text));
-                tags.push(Tag::new("db.query.text", text));
+                tags.push(Tag::new(keys::SQL_QUERY, text));
+                tags.push(Tag::new(keys::db::QUERY_TEXT, text));
             }
-            tags.push(Tag::new("db.operation.name", operation));
+            tags.push(Tag::new(keys::db::OPERATION_NAME, operation));
             tags.extend(base.tags.iter().cloned());
             let leaked = global.leak(SpanTemplate {
                 remote_endpoint: base.remote_endpoint,

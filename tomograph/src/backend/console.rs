@@ -10,6 +10,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::error::BackendError;
+use crate::keys;
 use crate::model::{Span, SpanId, TraceId};
 use crate::report::Backend;
 
@@ -150,7 +151,7 @@ fn render_node(
     for tag in span.tags() {
         // The OpenTelemetry copy of the statement text repeats `sql.query` word for word:
         // the tree shows it once.
-        if &*tag.key == "db.query.text" && span.tag("sql.query") == Some(&tag.value) {
+        if &*tag.key == keys::db::QUERY_TEXT && span.tag(keys::SQL_QUERY) == Some(&tag.value) {
             continue;
         }
         let _ = write!(out, "  {}={:?}", tag.key, tag.value.to_string());

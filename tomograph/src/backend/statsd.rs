@@ -64,7 +64,8 @@ use cadence::{BufferedUdpMetricSink, MetricSink};
 
 use crate::config::EnvLookup;
 use crate::error::{BackendError, ConfigError};
-use crate::model::Span;
+use crate::keys;
+use crate::model::{Span, TagValue};
 use crate::report::Backend;
 
 /// The default statsd address.
@@ -75,10 +76,10 @@ pub const DEFAULT_PACKET_SIZE: usize = 512;
 const MAX_SEGMENT: usize = 100;
 /// Tags that mark a span as a SQL statement.
 const SQL_TAGS: [&str; 4] = [
-    "db.system.name",
-    "db.operation.name",
-    "sql.query",
-    "db.query.text",
+    keys::db::SYSTEM_NAME,
+    keys::db::OPERATION_NAME,
+    keys::SQL_QUERY,
+    keys::db::QUERY_TEXT,
 ];
 
 type NamingFn = Arc<dyn Fn(&Span) -> Option<String> + Send + Sync>;
@@ -120,12 +121,34 @@ pub fn default_name(span: &Span) -> String {
     push_segment(&mut name, &server, false);
     name.push('.');
     if is_sql(span) {
-        name.push_str(crate::sql::operation(span.name()));
+        push_segment(&mut name, sql_operation(span), false);
     } else {
         push_segment(&mut name, span.name(), true);
     }
     name
 }
+
+/// A SQL span's operation: its `db.operation.name` tag, else the first word of its name
+/// (upper case, letters only: never a piece of SQL text), else `SQL`.
+fn sql_operation(span: &Span) -> &str {
+    if let Some(TagValue::Str(op)) = span.tag(keys::db::OPERATION_NAME)
+        && !op.is_empty()
+    {
+        return op;
+    }
+    let first = span.name().split_whitespace().next().unwrap_or("");
+    OPERATION_WORDS
+        .iter()
+        .find(|w| w.eq_ignore_ascii_case(first))
+        .copied()
+        .unwrap_or("SQL")
+}
+
+/// Operations a SQL span's name may start with when it carries no `db.operation.name`.
+const OPERATION_WORDS: [&str; 12] = [
+    "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "REPLACE", "MERGE", "CREATE", "DROP", "ALTER",
+    "BEGIN", "COMMIT",
+];
 
 fn is_sql(span: &Span) -> bool {
     span.tags()

@@ -19,6 +19,7 @@ use crate::config::EnvLookup;
 use crate::context::abandoned;
 use crate::context::future::{Traced, in_frames};
 use crate::context::stack::Frame;
+use crate::keys;
 use crate::model::{Endpoint, Kind, Span, Tag, Text, TraceId};
 use crate::propagation;
 
@@ -183,10 +184,10 @@ where
         };
         let mut builder = span(name)
             .kind(Kind::Server)
-            .tag("http.method", method_text(&parts.method))
-            .tag("http.path", parts.uri.path().to_owned());
+            .tag(keys::http::METHOD, method_text(&parts.method))
+            .tag(keys::http::PATH, parts.uri.path().to_owned());
         if let Some(route) = route {
-            builder = builder.tag("http.route", route);
+            builder = builder.tag(keys::http::ROUTE, route);
         }
         let request = Request::from_parts(parts, body);
         if let Some(service) = &self.layer.service {
@@ -249,8 +250,10 @@ where
             Ok(response) => {
                 let status = response.status();
                 with_span(&mut frame, |span| {
-                    span.tags
-                        .push(Tag::new("http.status_code", i64::from(status.as_u16())));
+                    span.tags.push(Tag::new(
+                        keys::http::STATUS_CODE,
+                        i64::from(status.as_u16()),
+                    ));
                     if status.is_server_error() {
                         record_error_on(span, status.as_u16().to_string());
                     }

@@ -41,6 +41,7 @@ use crate::api::{SpanBuilder, span};
 use crate::context::abandoned;
 use crate::context::stack::{self, Frame};
 use crate::context::token::TraceToken;
+use crate::keys;
 use crate::model::{Endpoint, Kind, SpanId, Text, TraceId};
 use crate::propagation::{self, Extracted};
 
@@ -77,8 +78,8 @@ pub fn start_http<B>(service: impl Into<Text>, name: impl Into<Text>, request: &
     let builder = span(name)
         .kind(Kind::Server)
         .endpoint(endpoint)
-        .tag("http.method", method_text(request.method()))
-        .tag("http.path", request.uri().path().to_owned());
+        .tag(keys::http::METHOD, method_text(request.method()))
+        .tag(keys::http::PATH, request.uri().path().to_owned());
     let parent = propagation::extract(request.headers());
     abandoned::next_request();
     if let Some(frame) = server_frame(parent.as_ref(), builder, true) {

@@ -68,6 +68,7 @@ use crate::api::{self, DetachedSpan};
 use crate::clock::Timestamp;
 use crate::context::stack;
 use crate::context::token::TraceToken;
+use crate::keys;
 use crate::model::{
     Endpoint, EndpointRef, Kind, Note, Peer, Span, SpanId, SpanTemplate, Tag, TagValue, Text,
 };
@@ -437,15 +438,15 @@ impl SqlTracerBuilder {
         if let Some(port) = self.port {
             remote = remote.with_port(port);
         }
-        let mut fixed_tags = vec![Tag::new("db.system.name", self.system.name())];
+        let mut fixed_tags = vec![Tag::new(keys::db::SYSTEM_NAME, self.system.name())];
         if let Some(ns) = self.namespace.filter(|n| !n.is_empty()) {
-            fixed_tags.push(Tag::new("db.namespace", interned(ns)));
+            fixed_tags.push(Tag::new(keys::db::NAMESPACE, interned(ns)));
         }
         if let Some(address) = self.address.filter(|a| !a.is_empty()) {
-            fixed_tags.push(Tag::new("server.address", interned(address)));
+            fixed_tags.push(Tag::new(keys::server::ADDRESS, interned(address)));
         }
         if let Some(port) = self.port {
-            fixed_tags.push(Tag::new("server.port", i64::from(port)));
+            fixed_tags.push(Tag::new(keys::server::PORT, i64::from(port)));
         }
         static IDS: AtomicU64 = AtomicU64::new(0);
         let interned_remote = intern::endpoint(&remote);
@@ -779,11 +780,11 @@ impl SqlTracer {
                     span.peer = Some(Peer::Endpoint(inner.remote.clone()));
                     crate::recycle::reserve(&mut span.tags, inner.fixed_tags.len() + 4);
                     if let Some(text) = &statement.recorded {
-                        span.tags.push(Tag::new("sql.query", text.clone()));
-                        span.tags.push(Tag::new("db.query.text", text.clone()));
+                        span.tags.push(Tag::new(keys::SQL_QUERY, text.clone()));
+                        span.tags.push(Tag::new(keys::db::QUERY_TEXT, text.clone()));
                     }
                     span.tags
-                        .push(Tag::new("db.operation.name", statement.operation));
+                        .push(Tag::new(keys::db::OPERATION_NAME, statement.operation));
                     span.tags.extend(inner.fixed_tags.iter().cloned());
                 });
                 SqlSpan {
@@ -799,7 +800,7 @@ impl SqlTracer {
                         format!("sql {}", statement.operation),
                     ));
                     if let Some(text) = &statement.recorded {
-                        span.tags.push(Tag::new("sql.query", text.clone()));
+                        span.tags.push(Tag::new(keys::SQL_QUERY, text.clone()));
                     }
                     span.id
                 });
@@ -899,10 +900,10 @@ impl SqlSpan {
                     continue;
                 }
                 let capped = truncate(&value, MAX_PARAMETER_LEN).into_owned();
-                span.tag(format!("db.query.parameter.{key}"), capped);
+                span.tag(format!("{}{key}", keys::db::QUERY_PARAMETER_PREFIX), capped);
             }
             if omitted > 0 {
-                span.tag("db.query.parameters.omitted", omitted);
+                span.tag(keys::db::QUERY_PARAMETERS_OMITTED, omitted);
             }
         }
     }
@@ -927,12 +928,12 @@ impl SqlSpan {
 
     /// Rows returned so far (`db.response.returned_rows`).
     pub fn returned_rows(&mut self, rows: u64) {
-        self.tag("db.response.returned_rows", rows);
+        self.tag(keys::db::RESPONSE_RETURNED_ROWS, rows);
     }
 
     /// Rows changed (`db.response.affected_rows`).
     pub fn affected_rows(&mut self, rows: u64) {
-        self.tag("db.response.affected_rows", rows);
+        self.tag(keys::db::RESPONSE_AFFECTED_ROWS, rows);
     }
 
     /// The statement succeeded.
@@ -958,7 +959,7 @@ impl SqlSpan {
             State::Span(span) => {
                 span.record_error(&message);
                 if let Some(code) = code {
-                    span.tag("db.response.status_code", code.to_owned());
+                    span.tag(keys::db::RESPONSE_STATUS_CODE, code.to_owned());
                 }
                 let mut hooked = false;
                 span.with_span(|s| {
@@ -977,7 +978,7 @@ impl SqlSpan {
                     api::record_error_on(s, message.clone());
                     if let Some(code) = code {
                         s.tags
-                            .push(Tag::new("db.response.status_code", code.to_owned()));
+                            .push(Tag::new(keys::db::RESPONSE_STATUS_CODE, code.to_owned()));
                     }
                     tracer.run_hooks(sql, error, code, Some(s));
                 });
