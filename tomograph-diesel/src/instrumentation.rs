@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
 use diesel::result::{ConnectionError, DatabaseErrorKind, Error};
 use tomograph::keys;
-use tomograph::sql::{SqlMode, SqlSpan};
+use tomograph::sql::{SqlMode, SqlSpan, SqlTransaction, TransactionOutcome};
 use tomograph::{DetachedSpan, Kind, SpanId, TraceToken};
 
 use crate::query;
@@ -46,10 +46,10 @@ pub struct TracingInstrumentation {
 
 #[derive(Debug)]
 struct Transaction {
-    depth: u32,
     /// The span current when it began: statements run under that span belong to it.
     outer: Option<SpanId>,
-    span: DetachedSpan,
+    /// Its `TRANSACTION` span, built by [`tomograph::sql`] (one schema for every adapter).
+    span: SqlTransaction,
     state: TxState,
 }
 
@@ -59,7 +59,7 @@ enum TxState {
     Beginning,
     Open,
     /// `COMMIT` / `RELEASE` or `ROLLBACK` is running.
-    Ending(&'static str),
+    Ending(TransactionOutcome),
     /// `COMMIT` failed: diesel may roll back next (then the `ROLLBACK` belongs here), or the
     /// transaction is already over.
     CommitFailed,
@@ -96,15 +96,16 @@ impl TracingInstrumentation {
             if !self.config.health_checks && is_health_check(&text) {
                 None
             } else {
-                let mut span = match parent {
-                    Some(parent) => sql.start_child_of(&text, parent),
-                    None => sql.start(&text),
-                };
+                // In the open transaction, or where the statement runs.
+                let mut span = sql.start_under(&text, parent.or_else(tomograph::get_trace_info));
                 if let Some(binds) = binds {
                     span.parameters(|| query::bind_values(&binds));
                 }
                 Some(span)
             }
+        } else if sql.watches_slow() {
+            // Timed only: the text is read at the end, if the statement was slow.
+            Some(sql.start_timer())
         } else {
             None
         };
@@ -122,7 +123,16 @@ impl TracingInstrumentation {
     }
 
     fn query_finished(&mut self, query: &dyn DebugQuery, error: Option<&Error>) {
-        let span = self.statements.pop_front().flatten();
+        let mut span = self.statements.pop_front().flatten();
+        if let Some(span) = &mut span
+            && span.needs_statement()
+        {
+            let text = query::sql_of(query);
+            if !self.config.health_checks && is_health_check(&text) {
+                return self.transaction_statement_finished(error);
+            }
+            span.set_statement(&text);
+        }
         match error {
             None => {
                 if let Some(span) = span {
@@ -131,9 +141,9 @@ impl TracingInstrumentation {
             }
             Some(error) => {
                 let text = query::sql_of(query);
-                let mut span = span.unwrap_or_else(|| self.config.sql.untraced());
-                span.tag(keys::ERROR_TYPE, error_type(error));
-                span.fail(&text, error, None);
+                let span = span.unwrap_or_else(|| self.config.sql.untraced());
+                // diesel exposes no SQLSTATE or error number: `error.type` is its kind.
+                span.fail_as(&text, error, None, Some(error_type(error)));
             }
         }
         self.transaction_statement_finished(error);
@@ -152,34 +162,31 @@ impl TracingInstrumentation {
         let outer = tomograph::get_trace_info().map(|t| t.span_id());
         let span = self.transaction_span(depth);
         self.transactions.push(Transaction {
-            depth,
             outer,
             span,
             state: TxState::Beginning,
         });
     }
 
-    fn transaction_span(&self, depth: u32) -> DetachedSpan {
-        if !self.config.transactions {
-            return DetachedSpan::none();
-        }
+    fn transaction_span(&self, depth: u32) -> SqlTransaction {
         let sql = &self.config.sql;
-        let parent = match self.transaction_parent() {
-            Some(parent) => Some(parent),
-            None if sql.would_trace() => tomograph::get_trace_info(),
-            None => return DetachedSpan::none(),
-        };
-        let mut span = sql.start_transaction_detached(parent);
-        span.tag(keys::db::TRANSACTION_DEPTH, depth);
-        span
+        if !self.config.transactions {
+            return sql.untraced_transaction(depth);
+        }
+        match self.transaction_parent() {
+            Some(parent) => sql.begin_transaction_under(Some(parent), depth),
+            None if sql.would_trace() => {
+                sql.begin_transaction_under(tomograph::get_trace_info(), depth)
+            }
+            None => sql.untraced_transaction(depth),
+        }
     }
 
-    fn transaction_ending(&mut self, depth: u32, outcome: &'static str) {
+    fn transaction_ending(&mut self, depth: u32, outcome: TransactionOutcome) {
         self.close_transactions_deeper_than(depth);
         if let Some(top) = self.transactions.last_mut()
-            && top.depth == depth
+            && top.span.depth() == depth
         {
-            top.span.annotate(outcome);
             top.state = TxState::Ending(outcome);
         }
     }
@@ -191,20 +198,20 @@ impl TracingInstrumentation {
         match (top.state, error) {
             (TxState::Open | TxState::CommitFailed, _) => {}
             (TxState::Beginning, None) => top.state = TxState::Open,
-            (TxState::Ending("commit"), Some(error)) if top.depth == 1 => {
+            (TxState::Ending(TransactionOutcome::Commit), Some(error)) if top.span.depth() == 1 => {
                 // diesel rolls back after a failed top-level COMMIT when the transaction is
                 // still open; keep the span for that ROLLBACK.
-                top.span.record_error(self.config.sql.error_message(error));
-                top.span.tag(keys::ERROR_TYPE, error_type(error));
+                top.span.fail(error, None, Some(error_type(error)));
                 top.state = TxState::CommitFailed;
             }
             (TxState::Beginning | TxState::Ending(_), _) => {
-                if let TxState::Ending(outcome) = top.state {
-                    top.span.tag(keys::db::TRANSACTION_OUTCOME, outcome);
-                }
                 if let Some(error) = error {
-                    top.span.record_error(self.config.sql.error_message(error));
-                    top.span.tag(keys::ERROR_TYPE, error_type(error));
+                    top.span.fail(error, None, Some(error_type(error)));
+                }
+                match top.state {
+                    TxState::Ending(outcome) => top.span.end(outcome),
+                    // BEGIN (or SAVEPOINT) failed: the transaction never began.
+                    _ => top.span.end(TransactionOutcome::Failed),
                 }
                 self.transactions.pop();
             }
@@ -221,14 +228,18 @@ impl TracingInstrumentation {
             && let Some(mut tx) = self.transactions.pop()
         {
             // The database ended it: a failed COMMIT commits nothing.
-            tx.span.tag(keys::db::TRANSACTION_OUTCOME, "rollback");
+            tx.span.end(TransactionOutcome::Rollback);
         }
     }
 
     /// Ends transactions diesel has left (a failed savepoint release, a connection reused
     /// after a broken transaction).
     fn close_transactions_deeper_than(&mut self, depth: u32) {
-        while self.transactions.last().is_some_and(|t| t.depth > depth) {
+        while self
+            .transactions
+            .last()
+            .is_some_and(|t| t.span.depth() > depth)
+        {
             self.transactions.pop();
         }
     }
@@ -289,10 +300,10 @@ impl Instrumentation for TracingInstrumentation {
                 self.transaction_begun(depth.get());
             }
             InstrumentationEvent::CommitTransaction { depth, .. } => {
-                self.transaction_ending(depth.get(), "commit");
+                self.transaction_ending(depth.get(), TransactionOutcome::Commit);
             }
             InstrumentationEvent::RollbackTransaction { depth, .. } => {
-                self.transaction_ending(depth.get(), "rollback");
+                self.transaction_ending(depth.get(), TransactionOutcome::Rollback);
             }
             InstrumentationEvent::StartEstablishConnection { .. } => self.connect_started(),
             InstrumentationEvent::FinishEstablishConnection { error, .. } => {

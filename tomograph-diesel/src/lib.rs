@@ -28,7 +28,7 @@
 //! let spans = tomograph::testing::wait_for_trace(&memory, trace, 6, std::time::Duration::from_secs(5));
 //! let names: Vec<&str> = spans.iter().map(|s| s.name()).collect();
 //! // CREATE; BEGIN, INSERT, COMMIT inside TRANSACTION; the request
-//! assert_eq!(names, ["CREATE", "BEGIN", "INSERT", "COMMIT", "TRANSACTION", "request"]);
+//! assert_eq!(names, ["CREATE TABLE users", "BEGIN", "INSERT users", "COMMIT", "TRANSACTION", "request"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

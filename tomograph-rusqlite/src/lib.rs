@@ -42,7 +42,7 @@
 //!
 //! let spans = tomograph::testing::wait_for_trace(&memory, trace, 4, std::time::Duration::from_secs(5));
 //! let insert = &spans[1];
-//! assert_eq!(insert.name(), "INSERT");
+//! assert_eq!(insert.name(), "INSERT users");
 //! assert_eq!(insert.parent_id(), Some(spans[3].id()));
 //! assert_eq!(insert.tag("db.query.text").unwrap().to_string(), "INSERT INTO users (name) VALUES (?)");
 //! let failed = &spans[2];

@@ -63,7 +63,7 @@ fn commit() {
     let spans = spans(trace, 6);
     assert_transaction(
         &spans,
-        &["BEGIN", "INSERT", "INSERT", "COMMIT"],
+        &["BEGIN", "INSERT t", "INSERT t", "COMMIT"],
         Some("commit"),
     );
     assert_eq!(
@@ -88,7 +88,7 @@ fn rollback_explicit_and_on_drop() {
     });
     assert_eq!(rows(&db), 0);
     let found = spans(trace, 5);
-    assert_transaction(&found, &["BEGIN", "INSERT", "ROLLBACK"], Some("rollback"));
+    assert_transaction(&found, &["BEGIN", "INSERT t", "ROLLBACK"], Some("rollback"));
 
     let (trace, ()) = in_trace("dropped", || {
         let tx = db
@@ -98,7 +98,7 @@ fn rollback_explicit_and_on_drop() {
     });
     assert_eq!(rows(&db), 0);
     let spans = spans(trace, 5);
-    assert_transaction(&spans, &["BEGIN", "INSERT", "ROLLBACK"], Some("rollback"));
+    assert_transaction(&spans, &["BEGIN", "INSERT t", "ROLLBACK"], Some("rollback"));
     assert_eq!(
         tag(&spans[0], "db.query.text").as_deref(),
         Some("BEGIN IMMEDIATE")
@@ -117,7 +117,7 @@ fn drop_behaviors() {
     assert_eq!(rows(&db), 1);
     assert_transaction(
         &spans(trace, 5),
-        &["BEGIN", "INSERT", "COMMIT"],
+        &["BEGIN", "INSERT t", "COMMIT"],
         Some("commit"),
     );
 
@@ -129,7 +129,7 @@ fn drop_behaviors() {
     });
     assert_eq!(rows(&db), 2);
     // No second COMMIT/ROLLBACK: the transaction was already over.
-    assert_transaction(&spans(trace, 4), &["BEGIN", "INSERT"], None);
+    assert_transaction(&spans(trace, 4), &["BEGIN", "INSERT t"], None);
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn commit_failure_rolls_back() {
     let spans = spans(trace, 6);
     assert_transaction(
         &spans,
-        &["BEGIN", "INSERT", "COMMIT", "ROLLBACK"],
+        &["BEGIN", "INSERT child", "COMMIT", "ROLLBACK"],
         Some("rollback"),
     );
     let commit = find(&spans, "COMMIT");

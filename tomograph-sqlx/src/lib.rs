@@ -53,7 +53,7 @@
 //!
 //! let spans = tomograph::testing::wait_for_trace(&memory, trace, 4, Duration::from_secs(5));
 //! let names: Vec<&str> = spans.iter().map(|s| s.name()).collect();
-//! assert_eq!(names, ["CREATE", "INSERT", "SELECT", "GET /users"]);
+//! assert_eq!(names, ["CREATE TABLE users", "INSERT users", "SELECT users", "GET /users"]);
 //! let insert = &spans[1];
 //! assert_eq!(insert.parent_id(), Some(spans[3].id()));
 //! assert_eq!(insert.tag("sql.query").unwrap().to_string(), "INSERT INTO users (name) VALUES (?)");

@@ -138,7 +138,7 @@ impl<DB: TracedDatabase> TracedPool<DB> {
         Target {
             executor: DB::pool_executor(&self.pool),
             tracer: &self.tracer,
-            parent: tomograph::get_trace_info(),
+            origin: crate::executor::Origin::here(),
         }
     }
 }
@@ -148,7 +148,7 @@ delegate_executor!(
     fetch_optional: |this, query| crate::executor::fetch_optional_pooled(
         &this.pool,
         &this.tracer,
-        tomograph::get_trace_info(),
+        crate::executor::Origin::here(),
         query,
     )
 );

@@ -248,7 +248,7 @@ async fn error_messages_are_masked_unless_opted_in() {
         })
         .await;
         let spans = spans(trace, 3);
-        let insert = one(&spans, "INSERT");
+        let insert = one(&spans, "INSERT m");
         let error = tag(insert, "error").unwrap();
         assert_eq!(tag(insert, "error.type").as_deref(), Some("CheckViolation"));
         if record {

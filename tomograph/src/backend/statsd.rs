@@ -480,6 +480,7 @@ impl StatsdBuilder {
         };
         let socket = UdpSocket::bind(bind).map_err(socket_error)?;
         socket.set_nonblocking(true).map_err(socket_error)?;
+        super::metrics::install(&socket, target, &self.prefix);
         let sink = BufferedUdpMetricSink::with_capacity(target, socket, self.packet_size).map_err(
             |e| ConfigError::Backend {
                 name: "statsd",

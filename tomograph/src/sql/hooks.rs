@@ -3,6 +3,7 @@
 use std::error::Error;
 use std::sync::Arc;
 
+use super::span::Failure;
 use super::{DbSystem, SqlTracer};
 use crate::model::{Span, Tag, TagValue, Text};
 
@@ -13,6 +14,7 @@ pub struct SqlErrorEvent<'a> {
     pub(super) sql: &'a str,
     pub(super) error: &'a (dyn Error + 'static),
     pub(super) code: Option<&'a str>,
+    pub(super) error_type: &'a str,
     pub(super) system: DbSystem,
     pub(super) span: Option<&'a mut Span>,
 }
@@ -23,6 +25,7 @@ impl std::fmt::Debug for SqlErrorEvent<'_> {
             .field("sql", &self.sql)
             .field("error", &self.error.to_string())
             .field("code", &self.code)
+            .field("error_type", &self.error_type)
             .finish()
     }
 }
@@ -40,6 +43,12 @@ impl<'a> SqlErrorEvent<'a> {
     /// The database's error code (SQLSTATE, SQLite extended code, MySQL error number).
     pub fn code(&self) -> Option<&str> {
         self.code
+    }
+    /// The error's class, as the span's `error.type` tag says: the driver's kind of error
+    /// (`UniqueViolation`, `PoolTimedOut`) where the adapter knows one, else the
+    /// [code](Self::code), else `_OTHER`.
+    pub fn error_type(&self) -> &str {
+        self.error_type
     }
     /// The database.
     pub fn system(&self) -> DbSystem {
@@ -66,17 +75,12 @@ impl std::fmt::Debug for ErrorHookEntry {
 }
 
 impl SqlTracer {
-    pub(super) fn run_hooks(
-        &self,
-        sql: &str,
-        error: &(dyn Error + 'static),
-        code: Option<&str>,
-        span: Option<&mut Span>,
-    ) {
+    pub(super) fn run_hooks(&self, failure: &Failure<'_>, span: Option<&mut Span>) {
         let mut event = SqlErrorEvent {
-            sql,
-            error,
-            code,
+            sql: failure.sql,
+            error: failure.error,
+            code: failure.code,
+            error_type: failure.error_type,
             system: self.inner.system,
             span,
         };

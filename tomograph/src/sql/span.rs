@@ -5,7 +5,7 @@ use std::error::Error;
 use std::fmt::Display;
 use std::time::Duration;
 
-use super::{MAX_PARAMETER_LEN, MAX_PARAMETERS, SqlMode, SqlStatement, SqlTracer, truncate};
+use super::{MAX_PARAMETER_LEN, MAX_PARAMETERS, SqlMode, SqlStatement, SqlTracer, slow, truncate};
 use crate::api::{self, DetachedSpan};
 use crate::clock::Timestamp;
 use crate::context::stack;
@@ -14,10 +14,10 @@ use crate::keys;
 use crate::model::{Kind, Note, Peer, SpanId, Tag, TagValue, Text};
 
 impl SqlTracer {
-    /// A statement is about to run.
+    /// A statement is about to run, as a child of the current span.
     pub fn start(&self, sql: &str) -> SqlSpan {
         if !self.would_trace() {
-            return self.off();
+            return self.timed(|| self.statement(sql));
         }
         self.begin(self.statement(sql))
     }
@@ -25,7 +25,7 @@ impl SqlTracer {
     /// A prepared statement is about to run (nothing is copied).
     pub fn start_statement(&self, statement: &SqlStatement) -> SqlSpan {
         if !self.would_trace() {
-            return self.off();
+            return self.timed(|| statement.clone());
         }
         self.begin(statement.clone())
     }
@@ -45,13 +45,56 @@ impl SqlTracer {
     /// }
     /// ```
     pub fn start_child_of(&self, sql: &str, parent: TraceToken) -> SqlSpan {
+        self.start_statement_child_of(self.statement(sql), parent)
+    }
+
+    fn start_statement_child_of(&self, statement: SqlStatement, parent: TraceToken) -> SqlSpan {
         if self.inner.mode == SqlMode::Annotations {
-            return self.start(sql);
+            return self.start_statement(&statement);
         }
-        if !self.switched_on() {
-            return self.off();
+        if !self.switched_on() || !parent.sampled() {
+            return self.timed(|| statement);
         }
-        self.begin_with(self.statement(sql), Some(parent))
+        self.begin_with(statement, Some(parent))
+    }
+
+    /// A statement is about to run in the context `captured` — the context current when the
+    /// application issued it (an async adapter captures it in the call, then starts the
+    /// statement when its future is first polled, perhaps elsewhere), or the span of the
+    /// adapter's open transaction. Its span is:
+    ///
+    /// - a child of the current span when that is `captured` (the common case: polled where
+    ///   it was issued; the span also inherits the current local endpoint);
+    /// - a child of `captured` otherwise;
+    /// - with nothing captured: the root of a new trace when nothing is current either and
+    ///   the tracer has `trace_roots`; else not recorded (issued outside a trace, polled
+    ///   inside someone else's).
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Sqlite).build();
+    /// let request = tomograph::span("request").start_detached();
+    /// let issued_in = request.token();
+    /// // … later, in another task or thread:
+    /// db.start_under("SELECT * FROM carts", issued_in).finish();
+    /// ```
+    pub fn start_under(&self, sql: &str, captured: Option<TraceToken>) -> SqlSpan {
+        self.start_statement_under(&self.statement(sql), captured)
+    }
+
+    /// [`start_under`](Self::start_under) for a prepared statement.
+    pub fn start_statement_under(
+        &self,
+        statement: &SqlStatement,
+        captured: Option<TraceToken>,
+    ) -> SqlSpan {
+        let current = stack::current_token();
+        match captured {
+            Some(parent) if current == Some(parent) => self.start_statement(statement),
+            Some(parent) => self.start_statement_child_of(statement.clone(), parent),
+            None if current.is_none() => self.start_statement(statement),
+            None => self.timed(|| statement.clone()),
+        }
     }
 
     /// A statement span that records nothing, for a statement the adapter chose not to trace
@@ -60,12 +103,38 @@ impl SqlTracer {
         self.off()
     }
 
+    /// A statement span that records nothing but times the statement for the slow-statement
+    /// check ([`SqlTracerBuilder::slow_threshold`](super::SqlTracerBuilder::slow_threshold))
+    /// when one is set, for adapters that only read the statement's text when they must
+    /// (then they give it with [`SqlSpan::set_statement`] once
+    /// [`SqlSpan::needs_statement`] says so).
+    pub fn start_timer(&self) -> SqlSpan {
+        let mut span = self.off();
+        if self.watches_slow() {
+            span.start = Some(Timestamp::now());
+        }
+        span
+    }
+
     pub(super) fn off(&self) -> SqlSpan {
         SqlSpan {
             tracer: self.clone(),
             state: State::Off,
             start: None,
+            statement: None,
+            rows: None,
+            affected: None,
         }
+    }
+
+    /// Not recorded, but timed when slow statements are watched.
+    fn timed(&self, statement: impl FnOnce() -> SqlStatement) -> SqlSpan {
+        let mut span = self.off();
+        if self.watches_slow() {
+            span.statement = Some(statement());
+            span.start = Some(Timestamp::now());
+        }
+        span
     }
 
     fn begin(&self, statement: SqlStatement) -> SqlSpan {
@@ -74,9 +143,10 @@ impl SqlTracer {
 
     fn begin_with(&self, statement: SqlStatement, parent: Option<TraceToken>) -> SqlSpan {
         let inner = &*self.inner;
+        let start = self.watches_slow().then(Timestamp::now);
         match inner.mode {
             SqlMode::Spans => {
-                let mut builder = api::span(statement.operation).kind(Kind::Client);
+                let mut builder = api::span(statement.summary.clone()).kind(Kind::Client);
                 // Without an explicit parent: the current span's child, or a new trace when
                 // none is current (only under `trace_roots`).
                 if let Some(parent) = parent {
@@ -89,19 +159,25 @@ impl SqlTracer {
                         return;
                     }
                     span.peer = Some(Peer::Endpoint(inner.remote.clone()));
-                    crate::recycle::reserve(&mut span.tags, inner.fixed_tags.len() + 4);
-                    if let Some(text) = &statement.recorded {
-                        span.tags.push(Tag::new(keys::SQL_QUERY, text.clone()));
-                        span.tags.push(Tag::new(keys::db::QUERY_TEXT, text.clone()));
-                    }
-                    span.tags
-                        .push(Tag::new(keys::db::OPERATION_NAME, statement.operation));
+                    crate::recycle::reserve(
+                        &mut span.tags,
+                        inner.fixed_tags.len() + statement.own_tags.len(),
+                    );
+                    span.tags.extend(
+                        statement
+                            .own_tags
+                            .iter()
+                            .map(|(k, v)| Tag::new(*k, v.clone())),
+                    );
                     span.tags.extend(inner.fixed_tags.iter().cloned());
                 });
                 SqlSpan {
                     tracer: self.clone(),
                     state: State::Span(span),
-                    start: None,
+                    start,
+                    statement: start.map(|_| statement),
+                    rows: None,
+                    affected: None,
                 }
             }
             SqlMode::Annotations => {
@@ -122,9 +198,12 @@ impl SqlTracer {
                             span: id,
                             operation: statement.operation,
                         },
-                        start: Some(Timestamp::now()),
+                        start: Some(start.unwrap_or_else(Timestamp::now)),
+                        statement: start.map(|_| statement),
+                        rows: None,
+                        affected: None,
                     },
-                    None => self.off(),
+                    None => self.timed(|| statement),
                 }
             }
         }
@@ -144,13 +223,20 @@ pub(super) enum State {
 /// One running statement. Not on any stack (statements have no children), so it may live
 /// in a future across `.await` and move between threads. Dropped without
 /// [`finish`](SqlSpan::finish) or [`fail`](SqlSpan::fail) (a cancelled future, a stream dropped
-/// early), it ends as it stands.
+/// early), it ends as it stands, with the rows counted so far.
 #[must_use = "finish() or fail() the statement's span"]
 #[derive(Debug)]
 pub struct SqlSpan {
     pub(super) tracer: SqlTracer,
     pub(super) state: State,
+    /// When the statement started, when timed (annotation mode, slow-statement check).
     pub(super) start: Option<Timestamp>,
+    /// The statement, kept for the slow-statement report.
+    pub(super) statement: Option<SqlStatement>,
+    /// Rows counted with [`count_rows`](SqlSpan::count_rows).
+    pub(super) rows: Option<u64>,
+    /// Rows changed, counted with [`count_affected`](SqlSpan::count_affected).
+    pub(super) affected: Option<u64>,
 }
 
 impl SqlSpan {
@@ -218,14 +304,45 @@ impl SqlSpan {
         }
     }
 
-    /// Rows returned so far (`db.response.returned_rows`).
+    /// Rows returned so far (`db.response.returned_rows`), tagged now.
     pub fn returned_rows(&mut self, rows: u64) {
         self.tag(keys::db::RESPONSE_RETURNED_ROWS, rows);
     }
 
-    /// Rows changed (`db.response.affected_rows`).
+    /// Rows changed (`db.response.affected_rows`), tagged now.
     pub fn affected_rows(&mut self, rows: u64) {
         self.tag(keys::db::RESPONSE_AFFECTED_ROWS, rows);
+    }
+
+    /// Counts `rows` more returned rows (a streamed result, row by row). The total is tagged
+    /// `db.response.returned_rows` when the span ends: on success or drop always (0 included),
+    /// on failure when some rows came before it.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Sqlite).build();
+    /// let _request = tomograph::span("request").start();
+    /// let mut statement = db.start("SELECT x FROM t");
+    /// for _row in 0..3 {
+    ///     statement.count_rows(1);
+    /// }
+    /// assert_eq!(statement.rows_so_far(), 3);
+    /// statement.finish(); // db.response.returned_rows = 3
+    /// ```
+    pub fn count_rows(&mut self, rows: u64) {
+        self.rows = Some(self.rows.unwrap_or(0) + rows);
+    }
+
+    /// Counts `rows` more changed rows (a statement's result summary). The total is tagged
+    /// `db.response.affected_rows` when the span ends, if any were changed or no rows were
+    /// returned (a `SELECT` reports 0 changed rows, which says nothing).
+    pub fn count_affected(&mut self, rows: u64) {
+        self.affected = Some(self.affected.unwrap_or(0) + rows);
+    }
+
+    /// Rows counted so far with [`count_rows`](Self::count_rows).
+    pub fn rows_so_far(&self) -> u64 {
+        self.rows.unwrap_or(0)
     }
 
     /// The statement succeeded.
@@ -235,31 +352,67 @@ impl SqlSpan {
 
     /// The statement succeeded and returned (or changed) `rows` rows.
     pub fn finish_with_rows(mut self, rows: u64) {
+        self.rows = None;
         self.returned_rows(rows);
         drop(self);
     }
 
     /// The statement failed: the span gets an `error` tag with the message, a
-    /// `db.response.status_code` tag with `code`, an `error` note; then every `on_error` hook
-    /// runs once, and the span ends. `sql` is the statement as written (for the hooks).
-    /// The message is recorded as [`SqlTracer::error_message`] says (values masked unless
-    /// opted in); the hooks get `error` itself.
-    pub fn fail(mut self, sql: &str, error: &(dyn Error + 'static), code: Option<&str>) {
+    /// `db.response.status_code` tag with `code`, `error.type` (`code`, else `_OTHER`), an
+    /// `error` note; then every `on_error` hook runs once, and the span ends. `sql` is the
+    /// statement as written (for the hooks). The message is recorded as
+    /// [`SqlTracer::error_message`] says (values masked unless opted in); the hooks get
+    /// `error` itself.
+    pub fn fail(self, sql: &str, error: &(dyn Error + 'static), code: Option<&str>) {
+        self.fail_as(sql, error, code, None);
+    }
+
+    /// Like [`fail`](Self::fail), with the driver's class of the error as `error.type` (a
+    /// precise kind such as `UniqueViolation`, or the variant of a driver error that is not
+    /// the database's: `PoolTimedOut`); without one, `error.type` is `code`, else `_OTHER`.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Postgres)
+    ///     .on_error(|event| assert_eq!((event.code(), event.error_type()), (Some("23505"), "UniqueViolation")))
+    ///     .build();
+    /// let error = std::io::Error::other("duplicate key value violates unique constraint");
+    /// db.start("INSERT INTO users VALUES ($1)").fail_as("INSERT INTO users VALUES ($1)", &error, Some("23505"), Some("UniqueViolation"));
+    /// ```
+    pub fn fail_as(
+        mut self,
+        sql: &str,
+        error: &(dyn Error + 'static),
+        code: Option<&str>,
+        error_type: Option<&str>,
+    ) {
         let message = self.tracer.error_message(error);
+        let error_type = error_type.or(code).unwrap_or(keys::ERROR_TYPE_OTHER);
         let tracer = self.tracer.clone();
+        if self.rows == Some(0) {
+            self.rows = None;
+        }
+        self.tag_counts();
+        let failure = Failure {
+            sql,
+            error,
+            code,
+            error_type,
+        };
         match &mut self.state {
             State::Span(span) => {
                 span.record_error(&message);
                 if let Some(code) = code {
                     span.tag(keys::db::RESPONSE_STATUS_CODE, code.to_owned());
                 }
+                span.tag(keys::ERROR_TYPE, error_type.to_owned());
                 let mut hooked = false;
                 span.with_span(|s| {
-                    tracer.run_hooks(sql, error, code, Some(s));
+                    tracer.run_hooks(&failure, Some(s));
                     hooked = true;
                 });
                 if !hooked {
-                    tracer.run_hooks(sql, error, code, None);
+                    tracer.run_hooks(&failure, None);
                 }
             }
             State::Note { span, operation } => {
@@ -272,20 +425,64 @@ impl SqlSpan {
                         s.tags
                             .push(Tag::new(keys::db::RESPONSE_STATUS_CODE, code.to_owned()));
                     }
-                    tracer.run_hooks(sql, error, code, Some(s));
+                    tracer.run_hooks(&failure, Some(s));
                 });
                 if ran.is_none() {
-                    tracer.run_hooks(sql, error, code, None);
+                    tracer.run_hooks(&failure, None);
                 }
                 self.state = State::Off;
             }
-            State::Off => tracer.run_hooks(sql, error, code, None),
+            State::Off => tracer.run_hooks(&failure, None),
         }
     }
+
+    /// Whether the statement is past the slow-statement threshold and its text is not
+    /// known yet (a span from [`SqlTracer::start_timer`]): give it with
+    /// [`set_statement`](Self::set_statement) before ending the span, so the report names it.
+    pub fn needs_statement(&self) -> bool {
+        self.statement.is_none() && self.slow_for().is_some()
+    }
+
+    /// The statement's text, for the slow-statement report of a span started without it.
+    pub fn set_statement(&mut self, sql: &str) {
+        self.statement = Some(self.tracer.statement(sql));
+    }
+
+    /// Tags the counted rows (once).
+    fn tag_counts(&mut self) {
+        let rows = self.rows.take();
+        if let Some(rows) = rows {
+            self.returned_rows(rows);
+        }
+        if let Some(affected) = self.affected.take()
+            && (affected > 0 || rows.unwrap_or(0) == 0)
+        {
+            self.affected_rows(affected);
+        }
+    }
+
+    /// How long the statement ran, when it ran longer than the slow-statement threshold.
+    fn slow_for(&self) -> Option<Duration> {
+        let threshold = self.tracer.inner.slow_threshold?;
+        let elapsed = Timestamp::now().saturating_duration_since(self.start?);
+        (elapsed >= threshold).then_some(elapsed)
+    }
+}
+
+/// A failed statement, as the span and the hooks see it.
+pub(super) struct Failure<'a> {
+    pub(super) sql: &'a str,
+    pub(super) error: &'a (dyn Error + 'static),
+    pub(super) code: Option<&'a str>,
+    pub(super) error_type: &'a str,
 }
 
 impl Drop for SqlSpan {
     fn drop(&mut self) {
+        self.tag_counts();
+        if let Some(elapsed) = self.slow_for() {
+            slow::report(self, elapsed);
+        }
         if let State::Note { span, operation } = self.state {
             let elapsed = self.start.map_or(Duration::ZERO, |s| {
                 Timestamp::now().saturating_duration_since(s)

@@ -1,23 +1,32 @@
 //! [`SqlStatement`]: a statement's text processed once (operation, recorded text, the
 //! interned template of its spans' tags), and the per-thread cache in front of it.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
-use super::{QueryText, SqlTracer, normalize, operation, recent, truncate};
+use super::{
+    MAX_SUMMARY_LEN, QueryText, SqlTracer, normalize, operation, recent, summarize, truncate,
+};
+use crate::keys;
 use crate::model::{SpanTemplate, Text};
 use crate::text::intern;
 
-/// A statement's text, processed once: its operation, the text the policy records and the
-/// statement's tags, shared by all its spans. Adapters keep one per prepared statement so
-/// repeated executions copy nothing.
+/// A statement's text, processed once: its operation, its query summary (the span name), the
+/// text the policy records and the statement's tags, shared by all its spans. Adapters keep
+/// one per prepared statement so repeated executions copy nothing.
 #[derive(Debug, Clone)]
 pub struct SqlStatement {
     pub(super) operation: &'static str,
+    /// The span name: the query summary, else the operation, else the database's name.
+    pub(super) summary: Text,
     pub(super) recorded: Option<Text>,
-    /// Every tag of the statement's spans but their outcome (text, operation, the database's
-    /// tags) and the remote endpoint; `None` once the interning capacity is used up, then
-    /// each span carries copies.
+    /// Every tag of the statement's spans but their outcome (text, operation, summary, the
+    /// database's tags) and the remote endpoint; `None` once the interning capacity is used
+    /// up, then each span carries copies.
     pub(super) template: Option<&'static SpanTemplate>,
+    /// The tags of the statement itself (text, operation, summary, collection), for spans
+    /// that carry copies.
+    pub(super) own_tags: Arc<[(&'static str, Text)]>,
 }
 
 impl SqlStatement {
@@ -25,25 +34,104 @@ impl SqlStatement {
     pub fn operation(&self) -> &'static str {
         self.operation
     }
+    /// The name of the statement's spans: its query summary (`SELECT users`), or its
+    /// operation, or the database's name when the text says neither.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Postgres).build();
+    /// assert_eq!(db.statement("SELECT * FROM users WHERE id = $1").summary(), "SELECT users");
+    /// assert_eq!(db.statement("LISTEN jobs").summary(), "LISTEN");
+    /// assert_eq!(db.statement("frobnicate 42").summary(), "postgresql");
+    /// ```
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
     /// The text recorded on spans, if any.
     pub fn recorded_text(&self) -> Option<&str> {
         self.recorded.as_deref()
     }
 }
 
+thread_local! {
+    /// The summary set by [`with_summary`] for the statements started in its scope.
+    static SUMMARY: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with `summary` as the query summary (span name, `db.query.summary`) of every
+/// statement started in it on this thread, instead of the one read from the text: for a
+/// statement whose generated text says little, or to group several statements under one
+/// name. Summaries should be few (they name metrics): each distinct one is kept for the
+/// life of the process.
+///
+/// Statements start where the adapter calls into the driver: a rusqlite or diesel call inside
+/// `f`; for sqlx, the executor call (`fetch_one(&pool)`), which captures the summary, so the
+/// returned future can be awaited outside `f`. diesel-async starts its statements when the
+/// future is polled: call `with_summary` around that poll, or not at all.
+///
+/// ```
+/// use tomograph::sql::{DbSystem, SqlTracer, with_summary};
+/// let db = SqlTracer::builder(DbSystem::Sqlite).build();
+/// let statement = with_summary("load cart", || db.statement("SELECT * FROM carts WHERE id = ?"));
+/// assert_eq!(statement.summary(), "load cart");
+/// assert_eq!(db.statement("SELECT * FROM carts WHERE id = ?").summary(), "SELECT carts");
+/// ```
+pub fn with_summary<R>(summary: &str, f: impl FnOnce() -> R) -> R {
+    let summary = interned_summary(summary);
+    let previous = SUMMARY.with(|s| s.replace(Some(summary)));
+    struct Restore(Option<&'static str>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0;
+            SUMMARY.with(|s| s.set(previous));
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
+/// The summary [`with_summary`] set on this thread, if any (adapters that start statements
+/// later, elsewhere, capture it when the statement is issued).
+pub fn summary_override() -> Option<&'static str> {
+    SUMMARY.try_with(Cell::get).ok().flatten()
+}
+
+/// `summary` capped and interned (or leaked past the interning cap: summaries are few).
+fn interned_summary(summary: &str) -> &'static str {
+    let capped = truncate(summary, MAX_SUMMARY_LEN);
+    intern::text(&capped).unwrap_or_else(|| Box::leak(capped.into_owned().into_boxed_str()))
+}
+
 impl SqlTracer {
     /// Processes `sql` once for repeated use (prepared statements). Statements seen
-    /// recently on this thread come from a small per-thread cache.
+    /// recently on this thread come from a small per-thread cache. Inside
+    /// [`with_summary`], the statement is named by that summary.
     pub fn statement(&self, sql: &str) -> SqlStatement {
+        if let Some(summary) = summary_override() {
+            return self.prepare(sql, Some(summary));
+        }
         if let Some(known) = recent::get(self.inner.id, sql) {
             return known;
         }
-        let statement = self.prepare(sql);
+        let statement = self.prepare(sql, None);
         recent::put(self.inner.id, sql, &statement);
         statement
     }
 
-    fn prepare(&self, sql: &str) -> SqlStatement {
+    /// Like [`statement`](Self::statement), named by `summary` instead of the summary read
+    /// from the text (as [`with_summary`] does for a scope).
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::MySql).build();
+    /// let statement = db.statement_with_summary("CALL refresh_totals()", "refresh totals");
+    /// assert_eq!(statement.summary(), "refresh totals");
+    /// ```
+    pub fn statement_with_summary(&self, sql: &str, summary: &str) -> SqlStatement {
+        self.prepare(sql, Some(interned_summary(summary)))
+    }
+
+    fn prepare(&self, sql: &str, summary: Option<&'static str>) -> SqlStatement {
         let max = self.inner.max_query_len;
         let normalized;
         let text = match self.inner.query_text {
@@ -62,19 +150,54 @@ impl SqlTracer {
             None => Text::from(Arc::<str>::from(t)),
         });
         let operation = operation(sql);
-        let template = match interned {
-            // Text past the interning cap: the spans carry copies.
-            Some(None) => None,
-            text => self
-                .inner
-                .base
-                .and_then(|base| intern::statement_template(base, text.flatten(), operation)),
+        let read = summarize(sql, self.inner.dialect);
+        let (summary, collection): (Text, Option<Text>) = match (summary, read) {
+            (Some(summary), read) => (
+                Text::from_static(summary),
+                read.and_then(|r| r.collection().map(interned_text)),
+            ),
+            (None, Some(read)) => (
+                interned_text(read.text()),
+                read.collection().map(interned_text),
+            ),
+            (None, None) if operation != "SQL" => (Text::from_static(operation), None),
+            (None, None) => (Text::from_static(self.inner.system.name()), None),
         };
+        let mut own: Vec<(&'static str, Text)> = Vec::with_capacity(5);
+        if let Some(text) = &recorded {
+            own.push((keys::SQL_QUERY, text.clone()));
+            own.push((keys::db::QUERY_TEXT, text.clone()));
+        }
+        own.push((keys::db::OPERATION_NAME, Text::from_static(operation)));
+        own.push((keys::db::QUERY_SUMMARY, summary.clone()));
+        if let Some(collection) = &collection {
+            own.push((keys::db::COLLECTION_NAME, collection.clone()));
+        }
+        // Shared through one interned template when every value is interned.
+        let statics: Option<Vec<(&'static str, &'static str)>> = own
+            .iter()
+            .map(|(k, v)| v.as_static().map(|v| (*k, v)))
+            .collect();
+        let template = statics.and_then(|statics| {
+            self.inner
+                .base
+                .and_then(|base| intern::statement_template(base, &statics))
+        });
         SqlStatement {
             operation,
+            summary,
             recorded,
             template,
+            own_tags: own.into(),
         }
+    }
+}
+
+/// `text` interned, or shared past the interning cap.
+fn interned_text(text: &str) -> Text {
+    match intern::text(text) {
+        Some(t) => Text::from_static(t),
+        None => Text::from(Arc::<str>::from(text)),
     }
 }
 
@@ -106,7 +229,7 @@ mod tests {
         let statements: Vec<Span> = memory
             .spans()
             .into_iter()
-            .filter(|s| Some(s.trace_id()) == trace && s.name() == "SELECT")
+            .filter(|s| Some(s.trace_id()) == trace && s.name() == "SELECT template_test")
             .collect();
         assert_eq!(statements.len(), 2);
         let keys = |s: &Span| {
@@ -119,6 +242,8 @@ mod tests {
             "sql.query",
             "db.query.text",
             "db.operation.name",
+            "db.query.summary",
+            "db.collection.name",
             "db.system.name",
             "db.namespace",
             "server.address",

@@ -5,6 +5,7 @@ use std::fmt::Display;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::hooks::{ErrorHook, ErrorHookEntry};
 use super::{
@@ -32,6 +33,8 @@ pub(super) struct Inner {
     pub(super) record_parameters: bool,
     pub(super) mode: SqlMode,
     pub(super) trace_roots: bool,
+    /// Statements slower than this are reported (`None`: off).
+    pub(super) slow_threshold: Option<Duration>,
     pub(super) enabled: AtomicBool,
     pub(super) on_error: Vec<ErrorHookEntry>,
 }
@@ -58,6 +61,7 @@ pub struct SqlTracerBuilder {
     opaque_parameters: Option<&'static str>,
     mode: SqlMode,
     trace_roots: bool,
+    slow_threshold: Option<Duration>,
     enabled: bool,
     on_error: Vec<ErrorHook>,
 }
@@ -180,6 +184,27 @@ impl SqlTracerBuilder {
         self.trace_roots = trace;
         self
     }
+    /// Reports statements slower than `threshold` (off by default), sampled or not: their
+    /// span (when recorded) gets the tag `db.slow = true` and a note `slow statement`, a
+    /// `log::warn!` names each one (its summary and its text as [`query_text`] allows), and,
+    /// with a statsd backend, the counters `db.{system}.slow` and
+    /// `db.{system}.slow.{summary}` count them. Costs a clock read per statement outside
+    /// sampled traces (see `BENCHMARKS.md`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Postgres)
+    ///     .slow_threshold(Duration::from_millis(250))
+    ///     .build();
+    /// assert_eq!(db.slow_threshold(), Some(Duration::from_millis(250)));
+    /// ```
+    ///
+    /// [`query_text`]: Self::query_text
+    pub fn slow_threshold(mut self, threshold: Duration) -> Self {
+        self.slow_threshold = Some(threshold);
+        self
+    }
     /// Starts switched on (default) or off; see [`SqlTracer::set_enabled`].
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
@@ -265,6 +290,7 @@ impl SqlTracerBuilder {
                 record_parameters: self.record_parameters,
                 mode: self.mode,
                 trace_roots: self.trace_roots,
+                slow_threshold: self.slow_threshold,
                 enabled: AtomicBool::new(self.enabled),
                 on_error: self.on_error.into_iter().map(ErrorHookEntry).collect(),
             }),
@@ -288,6 +314,7 @@ impl SqlTracer {
             opaque_parameters: None,
             mode: SqlMode::Spans,
             trace_roots: false,
+            slow_threshold: None,
             enabled: true,
             on_error: Vec::new(),
         }
@@ -340,6 +367,19 @@ impl SqlTracer {
         self.inner.mode
     }
 
+    /// The slow-statement threshold, when set
+    /// ([`SqlTracerBuilder::slow_threshold`]).
+    pub fn slow_threshold(&self) -> Option<Duration> {
+        self.inner.slow_threshold
+    }
+
+    /// Whether statements are timed for the slow-statement check (a threshold set, this
+    /// database's tracing on): then adapters must start a [`SqlSpan`](super::SqlSpan) for
+    /// every statement, sampled or not.
+    pub fn watches_slow(&self) -> bool {
+        self.inner.slow_threshold.is_some() && self.is_enabled()
+    }
+
     /// Switches tracing of this database on or off at run time (the original's
     /// `db_tracing_enabled`); shared by every clone. `on_error` hooks still run when off.
     pub fn set_enabled(&self, enabled: bool) {
@@ -379,7 +419,7 @@ impl SqlTracer {
     /// assert!(!db.observes(None)); // no trace in progress, roots not traced
     /// ```
     pub fn observes(&self, parent: Option<TraceToken>) -> bool {
-        if !self.inner.on_error.is_empty() {
+        if !self.inner.on_error.is_empty() || self.watches_slow() {
             return true;
         }
         // Annotation mode writes on whatever span is current when the statement starts, which
