@@ -59,7 +59,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     runtime.block_on(async {
         // The server, configured like the original's paste filter.
         let layer = TraceLayer::from_env();
-        let layer = match layer.get_service_name() {
+        let layer = match layer.service() {
             Some(_) => layer,
             None => layer.service_name("server"),
         };

@@ -75,13 +75,12 @@ fn main() -> Result<(), Box<dyn Error>> {
             .map(|cdn| {
                 tokio::spawn(
                     async move {
-                        let _purge = tomograph::span(format!("purge {cdn}"))
-                            .kind(Kind::Client)
-                            .start();
                         tokio::time::sleep(Duration::from_millis(3)).await;
                         tomograph::annotate("purged");
                     }
-                    .in_current_trace(),
+                    // The task's own span (a guard is not `Send`: it cannot cross `.await`
+                    // in a spawned task).
+                    .traced_with(tomograph::span(format!("purge {cdn}")).kind(Kind::Client)),
                 )
             })
             .collect();

@@ -44,10 +44,10 @@
 //! let insert = &spans[1];
 //! assert_eq!(insert.name(), "INSERT users");
 //! assert_eq!(insert.parent_id(), Some(spans[3].id()));
-//! assert_eq!(insert.tag("db.query.text").unwrap().to_string(), "INSERT INTO users (name) VALUES (?)");
+//! assert_eq!(insert.tag_value("db.query.text").unwrap().to_string(), "INSERT INTO users (name) VALUES (?)");
 //! let failed = &spans[2];
 //! assert!(failed.is_error());
-//! assert_eq!(failed.tag("db.response.status_code").unwrap().to_string(), "SQLITE_CONSTRAINT_UNIQUE");
+//! assert_eq!(failed.tag_value("db.response.status_code").unwrap().to_string(), "SQLITE_CONSTRAINT_UNIQUE");
 //! assert_eq!(failures.load(Ordering::Relaxed), 1);
 //! # Ok::<(), rusqlite::Error>(())
 //! ```

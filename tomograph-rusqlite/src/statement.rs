@@ -78,7 +78,7 @@ impl<'conn> Stmt<'conn> {
 /// };
 /// let spans = tomograph::testing::wait_for_trace(&memory, trace, 3, std::time::Duration::from_secs(5));
 /// assert_eq!(spans[0].name(), "SELECT t");
-/// assert_eq!(spans[0].tag("db.response.returned_rows").unwrap().to_string(), "2");
+/// assert_eq!(spans[0].tag_value("db.response.returned_rows").unwrap().to_string(), "2");
 /// # Ok::<(), rusqlite::Error>(())
 /// ```
 pub struct TracedStatement<'conn> {

@@ -56,8 +56,8 @@
 //! assert_eq!(names, ["CREATE TABLE users", "INSERT users", "SELECT users", "GET /users"]);
 //! let insert = &spans[1];
 //! assert_eq!(insert.parent_id(), Some(spans[3].id()));
-//! assert_eq!(insert.tag("sql.query").unwrap().to_string(), "INSERT INTO users (name) VALUES (?)");
-//! assert_eq!(insert.tag("db.response.affected_rows").unwrap().to_string(), "1");
+//! assert_eq!(insert.tag_value("sql.query").unwrap().to_string(), "INSERT INTO users (name) VALUES (?)");
+//! assert_eq!(insert.tag_value("db.response.affected_rows").unwrap().to_string(), "1");
 //! # });
 //! # }
 //! ```

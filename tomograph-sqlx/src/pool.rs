@@ -39,7 +39,7 @@ use crate::transaction::{self, TracedTransaction};
 /// assert_eq!(answer, 42);
 /// let spans = tomograph::testing::wait_for_trace(&memory, trace, 2, std::time::Duration::from_secs(5));
 /// let select = spans.iter().find(|s| s.name() == "SELECT").unwrap();
-/// assert_eq!(select.tag("sql.query").unwrap().to_string(), "SELECT 6 * 7");
+/// assert_eq!(select.tag_value("sql.query").unwrap().to_string(), "SELECT 6 * 7");
 /// # });
 /// # }
 /// ```

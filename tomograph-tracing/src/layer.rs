@@ -54,7 +54,7 @@ use crate::fields::{KindFinder, NoteText, SpanFields, names_kind};
 ///     let load = spans.iter().find(|s| s.name() == "load user").unwrap();
 ///     let select = spans.iter().find(|s| s.name() == "SELECT").unwrap();
 ///     assert_eq!(select.parent_id(), Some(load.id()));
-///     assert_eq!(load.tag("user.id"), Some(&tomograph::TagValue::I64(7)));
+///     assert_eq!(load.tag_value("user.id"), Some(&tomograph::TagValue::I64(7)));
 ///     assert_eq!(&*load.annotations()[0].value, "WARN slow path cache=\"miss\"");
 /// });
 /// ```

@@ -215,22 +215,30 @@ fn fields_become_typed_tags_and_conventional_fields_shape_the_span() {
         });
         let spans = spans_of(trace, 6);
         let fields = named(&spans, "fields");
-        assert_eq!(fields.tag("int"), Some(&TagValue::I64(-3)));
-        assert_eq!(fields.tag("unsigned"), Some(&TagValue::I64(7)));
-        assert_eq!(fields.tag("float"), Some(&TagValue::F64(1.5)));
-        assert_eq!(fields.tag("flag"), Some(&TagValue::Bool(true)));
-        assert_eq!(fields.tag("text"), Some(&TagValue::from("changed")));
-        assert_eq!(fields.tag("point"), Some(&TagValue::from("Point { x: 1 }")));
-        assert_eq!(fields.tag("shown"), Some(&TagValue::from("displayed")));
-        assert_eq!(fields.tag("later"), Some(&TagValue::I64(42)));
+        assert_eq!(fields.tag_value("int"), Some(&TagValue::I64(-3)));
+        assert_eq!(fields.tag_value("unsigned"), Some(&TagValue::I64(7)));
+        assert_eq!(fields.tag_value("float"), Some(&TagValue::F64(1.5)));
+        assert_eq!(fields.tag_value("flag"), Some(&TagValue::Bool(true)));
+        assert_eq!(fields.tag_value("text"), Some(&TagValue::from("changed")));
+        assert_eq!(
+            fields.tag_value("point"),
+            Some(&TagValue::from("Point { x: 1 }"))
+        );
+        assert_eq!(
+            fields.tag_value("shown"),
+            Some(&TagValue::from("displayed"))
+        );
+        assert_eq!(fields.tag_value("later"), Some(&TagValue::I64(42)));
         assert!(!fields.is_error());
         let renamed = named(&spans, "GET /users/{id}");
         assert_eq!(renamed.kind(), Some(Kind::Server));
-        assert!(renamed.tag("otel.name").is_none() && renamed.tag("otel.kind").is_none());
+        assert!(
+            renamed.tag_value("otel.name").is_none() && renamed.tag_value("otel.kind").is_none()
+        );
         assert_eq!(named(&spans, "client").kind(), Some(Kind::Client));
         let failed = named(&spans, "failed");
         assert_eq!(
-            failed.tag("error"),
+            failed.tag_value("error"),
             Some(&TagValue::from("connection refused"))
         );
         assert!(named(&spans, "status").is_error());
@@ -262,7 +270,7 @@ fn events_become_notes_and_error_events_mark_their_span() {
                 "error",
             ]
         );
-        assert_eq!(span.tag("error"), Some(&TagValue::from("gave up")));
+        assert_eq!(span.tag_value("error"), Some(&TagValue::from("gave up")));
         let times: Vec<_> = span.annotations().iter().map(|n| n.timestamp).collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
         assert!(times.iter().all(|t| *t >= span.start() && *t <= span.end()));

@@ -78,7 +78,7 @@ fn records_at_or_above_the_level_become_notes_on_the_current_span() {
         ]
     );
     assert_eq!(
-        spans[0].tag("error"),
+        spans[0].tag_value("error"),
         Some(&TagValue::from("error: noted, marks the span"))
     );
     for message in [

@@ -192,9 +192,9 @@ fn main() {
                 .build()
                 .expect("backend");
             let options = ReporterOptions::default();
-            let capacity = options.get_queue_capacity();
             let reporter =
                 Arc::new(Reporter::start(vec![Box::new(zipkin)], options).expect("reporter"));
+            let capacity = reporter.queue_capacity();
             burst(&reporter, 1_000); // 100 000 spans: more than the queue holds
             std::thread::sleep(Duration::from_millis(200));
             let stats = reporter.stats();

@@ -81,12 +81,7 @@ fn child(arm: &str, url: &str) {
     match arm {
         "tomograph" => {
             let options = tomograph::ReporterOptions::default();
-            bound = format!(
-                "{} queue + {} retry buffer",
-                options.get_queue_capacity(),
-                16_384
-            );
-            tomograph::init(
+            let tracer = tomograph::init(
                 tomograph::Config::builder()
                     .service_name("memory")
                     .reporter(options)
@@ -99,6 +94,11 @@ fn child(arm: &str, url: &str) {
                     .build(),
             )
             .expect("tracer");
+            bound = format!(
+                "{} queue + {} retry buffer",
+                tracer.reporter().queue_capacity(),
+                16_384
+            );
             before = status_kib("VmRSS:");
             for _ in 0..TRACES {
                 let _root = tomograph::span("root")

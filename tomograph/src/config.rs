@@ -1,52 +1,16 @@
 //! Configuration: a builder in code, or the `TOMOGRAPH_*` environment variables.
 //!
-//! | variable | meaning | default |
-//! |---|---|---|
-//! | `TOMOGRAPH_BACKENDS` | comma list of `zipkin`, `statsd`, `log`, `console` (empty: none) | `log` (examples: `console`) |
-//! | `TOMOGRAPH_SERVICE_NAME` | local service name | the binary's name |
-//! | `TOMOGRAPH_LOCAL_ADDRESS` | this service's IP address, for its endpoint | none |
-//! | `TOMOGRAPH_LOCAL_PORT` | this service's port, for its endpoint | none |
-//! | `TOMOGRAPH_SAMPLE_RATE` | 0.0–1.0, decided at each trace's root | `1.0` |
-//! | `TOMOGRAPH_ENABLED` | `false` starts with tracing switched off | `true` |
-//! | `TOMOGRAPH_TRACE_ID_128BIT` | `true` makes new trace ids 128 bits wide | `false` |
-//! | `TOMOGRAPH_QUEUE_CAPACITY` | finished spans waiting to be reported, at most (the one buffer a slow collector fills; 136 bytes a slot, allocated at start) | `65536` |
-//! | `TOMOGRAPH_BATCH_SIZE` | spans per batch | `512` |
-//! | `TOMOGRAPH_BATCH_INTERVAL_MS` | longest a span waits for its batch | `500` |
-//! | `TOMOGRAPH_MAX_RETRIES` | retries of a failed batch before it is dropped | `5` |
-//! | `TOMOGRAPH_PROPAGATION` | header formats written and read: comma list of `x-trace-info`, `b3`, `b3-single`, `w3c` (read in this order) | `x-trace-info,b3,w3c` written; `b3,w3c,x-trace-info` read |
-//! | `TOMOGRAPH_PROPAGATION_INJECT` / `_EXTRACT` | the same for one direction only | as above |
-//!
-//! The Zipkin and statsd backends read their own variables (details in
-//! [`backend::zipkin`](crate::backend::zipkin) and [`backend::statsd`](crate::backend::statsd)):
-//!
-//! | variable | meaning | default |
-//! |---|---|---|
-//! | `TOMOGRAPH_ZIPKIN_URL` | collector base URL (`/api/v2/spans` or `/api/v1/spans` appended), or `amqp://user:password@host:port/vhost` for RabbitMQ (feature `rabbitmq`) | `http://127.0.0.1:9411` |
-//! | `TOMOGRAPH_ZIPKIN_ENCODING` | `json` (v2), `thrift` (v1), over HTTP or RabbitMQ; `scribe` | `json` |
-//! | `TOMOGRAPH_ZIPKIN_QUEUE` | RabbitMQ queue (declared durable) | `zipkin` |
-//! | `TOMOGRAPH_ZIPKIN_MAX_MESSAGE_BYTES` | largest RabbitMQ message body; bigger batches are split | `5000000` |
-//! | `TOMOGRAPH_SCRIBE_ADDR` | Scribe `host:port` | `127.0.0.1:9410` |
-//! | `TOMOGRAPH_ZIPKIN_GZIP` | gzip HTTP bodies | `false` |
-//! | `TOMOGRAPH_ZIPKIN_TIMEOUT_MS` | longest one request may take | `5000` |
-//! | `TOMOGRAPH_ZIPKIN_TYPED_TAGS` | thrift tags typed (I64/DOUBLE/BOOL) instead of strings | `false` |
-//! | `TOMOGRAPH_STATSD_ADDR` | statsd `host:port` (UDP) | `127.0.0.1:8125` |
-//! | `TOMOGRAPH_STATSD_PREFIX` | prefix for every metric name | none |
-//! | `TOMOGRAPH_STATSD_PACKET_SIZE` | largest datagram, bytes | `512` |
+//! The variables, their meanings and defaults are listed once, in [`crate::env`].
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::backend::{ConsoleBackend, LogBackend};
+use crate::backend::{self, Backend};
+use crate::env::{self, EnvLookup};
 use crate::error::ConfigError;
 use crate::model::{Endpoint, Text};
 use crate::propagation::Propagation;
-use crate::report::{Backend, ReporterOptions};
-
-/// Reads one environment variable; a function so tests can pass a map.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-/// The backend names `TOMOGRAPH_BACKENDS` accepts.
-pub const BACKEND_NAMES: [&str; 4] = ["zipkin", "statsd", "log", "console"];
+use crate::report::ReporterOptions;
 
 /// Everything [`crate::init`] needs. Build one with [`Config::builder`] or
 /// [`Config::from_env`].
@@ -170,7 +134,7 @@ impl ConfigBuilder {
     /// Starts from the `TOMOGRAPH_*` variables; `default_backends` (a comma list) applies when
     /// `TOMOGRAPH_BACKENDS` is unset.
     pub fn from_env(default_backends: &str) -> Result<ConfigBuilder, ConfigError> {
-        Self::from_lookup(&|k| std::env::var(k).ok(), default_backends)
+        Self::from_lookup(&env::process, default_backends)
     }
 
     /// Like [`from_env`](ConfigBuilder::from_env), reading variables through `env`.
@@ -195,53 +159,45 @@ impl ConfigBuilder {
         default_backends: &str,
     ) -> Result<ConfigBuilder, ConfigError> {
         let mut b = Config::builder();
-        if let Some(name) = env("TOMOGRAPH_SERVICE_NAME").filter(|s| !s.trim().is_empty()) {
-            b = b.service_name(name.trim().to_owned());
+        if let Some(name) = env::non_blank(env, env::SERVICE_NAME) {
+            b = b.service_name(name);
         }
-        if let Some(ip) = env("TOMOGRAPH_LOCAL_ADDRESS") {
-            b.config.local_ip = Some(parse_var("TOMOGRAPH_LOCAL_ADDRESS", &ip, "an IP address")?);
-        }
-        if let Some(port) = env("TOMOGRAPH_LOCAL_PORT") {
-            b.config.local_port = Some(parse_var("TOMOGRAPH_LOCAL_PORT", &port, "a port number")?);
-        }
-        if let Some(rate) = env("TOMOGRAPH_SAMPLE_RATE") {
-            let rate: f64 = parse_var("TOMOGRAPH_SAMPLE_RATE", &rate, "a number from 0.0 to 1.0")?;
+        b.config.local_ip = env::read(env, env::LOCAL_ADDRESS, "an IP address")?;
+        b.config.local_port = env::read(env, env::LOCAL_PORT, "a port number")?;
+        if let Some(rate) = env::read::<f64>(env, env::SAMPLE_RATE, "a number from 0.0 to 1.0")? {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(ConfigError::InvalidValue {
-                    variable: "TOMOGRAPH_SAMPLE_RATE",
+                    variable: env::SAMPLE_RATE,
                     value: rate.to_string(),
                     reason: "expected a number from 0.0 to 1.0".into(),
                 });
             }
             b = b.sample_rate(rate);
         }
-        if let Some(v) = env("TOMOGRAPH_ENABLED") {
-            b = b.enabled(parse_bool("TOMOGRAPH_ENABLED", &v)?);
+        if let Some(on) = env::read_bool(env, env::ENABLED)? {
+            b = b.enabled(on);
         }
-        if let Some(v) = env("TOMOGRAPH_TRACE_ID_128BIT") {
-            b = b.trace_id_128bit(parse_bool("TOMOGRAPH_TRACE_ID_128BIT", &v)?);
+        if let Some(wide) = env::read_bool(env, env::TRACE_ID_128BIT)? {
+            b = b.trace_id_128bit(wide);
         }
         let mut reporter = ReporterOptions::default();
-        if let Some(v) = env("TOMOGRAPH_QUEUE_CAPACITY") {
-            reporter =
-                reporter.queue_capacity(parse_var("TOMOGRAPH_QUEUE_CAPACITY", &v, "a count")?);
+        if let Some(n) = env::read(env, env::QUEUE_CAPACITY, "a count")? {
+            reporter = reporter.queue_capacity(n);
         }
-        if let Some(v) = env("TOMOGRAPH_BATCH_SIZE") {
-            reporter = reporter.batch_size(parse_var("TOMOGRAPH_BATCH_SIZE", &v, "a count")?);
+        if let Some(n) = env::read(env, env::BATCH_SIZE, "a count")? {
+            reporter = reporter.batch_size(n);
         }
-        if let Some(v) = env("TOMOGRAPH_BATCH_INTERVAL_MS") {
-            let ms: u64 = parse_var("TOMOGRAPH_BATCH_INTERVAL_MS", &v, "milliseconds")?;
+        if let Some(ms) = env::read(env, env::BATCH_INTERVAL_MS, "milliseconds")? {
             reporter = reporter.batch_interval(Duration::from_millis(ms));
         }
-        if let Some(v) = env("TOMOGRAPH_MAX_RETRIES") {
-            reporter = reporter.max_retries(parse_var("TOMOGRAPH_MAX_RETRIES", &v, "a count")?);
+        if let Some(n) = env::read(env, env::MAX_RETRIES, "a count")? {
+            reporter = reporter.max_retries(n);
         }
         b = b.reporter(reporter);
         b.config.propagation = Propagation::from_lookup(env)?;
-        let names = env("TOMOGRAPH_BACKENDS").unwrap_or_else(|| default_backends.to_owned());
+        let names = env(env::BACKENDS).unwrap_or_else(|| default_backends.to_owned());
         for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let backend =
-                backend_from_env(&name.to_ascii_lowercase(), env, &b.config.service_name)?;
+            let backend = backend::from_env(&name.to_ascii_lowercase(), env)?;
             b.config.backends.push(backend);
         }
         Ok(b)
@@ -322,66 +278,6 @@ impl ConfigBuilder {
     }
 }
 
-fn backend_from_env(
-    name: &str,
-    env: EnvLookup<'_>,
-    service: &str,
-) -> Result<Box<dyn Backend>, ConfigError> {
-    let _ = (env, service);
-    match name {
-        "log" => Ok(Box::new(LogBackend::new())),
-        "console" => Ok(Box::new(ConsoleBackend::stdout())),
-        #[cfg(feature = "zipkin")]
-        "zipkin" => Ok(Box::new(
-            crate::backend::zipkin::ZipkinBackend::from_lookup(env)?,
-        )),
-        #[cfg(not(feature = "zipkin"))]
-        "zipkin" => Err(ConfigError::BackendNotCompiled {
-            name: name.into(),
-            feature: "zipkin",
-        }),
-        #[cfg(feature = "statsd")]
-        "statsd" => Ok(Box::new(
-            crate::backend::statsd::StatsdBackend::from_lookup(env)?,
-        )),
-        #[cfg(not(feature = "statsd"))]
-        "statsd" => Err(ConfigError::BackendNotCompiled {
-            name: name.into(),
-            feature: "statsd",
-        }),
-        other => Err(ConfigError::UnknownBackend {
-            name: other.to_owned(),
-            variable: "TOMOGRAPH_BACKENDS",
-            valid: BACKEND_NAMES.join(", "),
-        }),
-    }
-}
-
-fn parse_var<T: std::str::FromStr>(
-    variable: &'static str,
-    value: &str,
-    what: &str,
-) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError::InvalidValue {
-        variable,
-        value: value.to_owned(),
-        reason: format!("expected {what}"),
-    })
-}
-
-/// A boolean variable: `1/true/yes/on` or `0/false/no/off` (empty means false).
-pub(crate) fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(ConfigError::InvalidValue {
-            variable,
-            value: value.to_owned(),
-            reason: "expected true or false".into(),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,7 +307,7 @@ mod tests {
         assert_eq!(config.sample_rate(), 0.5);
         assert_eq!(config.backend_names(), ["log", "console"]);
         assert!(config.wide_trace_ids);
-        assert_eq!(config.reporter.get_queue_capacity(), 100);
+        assert_eq!(config.reporter.queue_capacity, 100);
         let parts = config.into_parts();
         assert_eq!(parts.local_endpoint.port(), Some(8080));
         assert_eq!(parts.local_endpoint.ip(), Some("10.0.0.7".parse().unwrap()));

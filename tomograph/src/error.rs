@@ -1,11 +1,8 @@
 //! Errors. Each fallible operation has its own small enum; none of them panics.
 
-use std::time::Duration;
-
-use crate::report::Loss;
-
 /// Why a span or trace id did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdParseError {
     /// Ids are 16 (span, 64-bit trace) or 32 (128-bit trace) hex characters.
     #[error("an id is 16 or 32 hex characters, got {len}")]
@@ -23,6 +20,7 @@ pub enum IdParseError {
 
 /// Why a trace token string did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenParseError {
     /// The string was not `{trace}-{span}[-{1|0|d}]`.
     #[error("a trace token is `{{trace id}}-{{span id}}[-{{1|0|d}}]`, got {0:?}")]
@@ -34,6 +32,7 @@ pub enum TokenParseError {
 
 /// Why [`crate::stop`] refused to stop a span. The span stack is left as it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StopError {
     /// No span is open on this thread (or in this task).
     #[error("stop({name:?}) with no span open")]
@@ -53,6 +52,7 @@ pub enum StopError {
 
 /// Why [`crate::init`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InitError {
     /// A tracer was installed already; there is one per process.
     #[error("tomograph is already initialized")]
@@ -64,6 +64,7 @@ pub enum InitError {
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A backend name that is not known.
     #[error("unknown backend {name:?} in {variable}; valid backends are: {valid}")]
@@ -102,80 +103,6 @@ pub enum ConfigError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-}
-
-/// Why a flush or a shutdown did not deliver everything.
-///
-/// Losses are reported by the first flush or shutdown after them: each call covers the spans
-/// lost since the previous call returned (or since the reporter started).
-///
-/// ```
-/// use tomograph::{FlushError, Loss};
-/// let e = FlushError::Lost { loss: Loss::default(), source: None };
-/// assert_eq!(e.to_string(), "0 span(s) lost (since the previous flush)");
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FlushError {
-    /// The timeout passed before every backend confirmed. At shutdown, every span not
-    /// delivered by then is cut, and `loss` says how many (with any other loss since the
-    /// previous flush).
-    #[error(
-        "flush timed out after {timeout:?}; {unconfirmed} backend(s) had not confirmed{}",
-        timeout_loss(loss)
-    )]
-    Timeout {
-        /// The timeout given.
-        timeout: Duration,
-        /// Backends that had not answered.
-        unconfirmed: usize,
-        /// Spans lost since the previous flush, per reason (cut ones included at shutdown).
-        loss: Loss,
-    },
-    /// Spans were lost since the previous flush or shutdown (queue full, peer failing,
-    /// refused, cut).
-    #[error("{loss} (since the previous flush)")]
-    Lost {
-        /// How many, per reason and backend.
-        loss: Loss,
-        /// The latest delivery error of a backend that lost spans (e.g. the collector's 400
-        /// answer, or the connection refused), if any.
-        #[source]
-        source: Option<BackendError>,
-    },
-    /// A backend could not deliver what it was given yet (its peer is failing; the spans are
-    /// kept for retries), or its own flush failed.
-    #[error("backend {backend} could not deliver: {reason}")]
-    Backend {
-        /// The backend's name.
-        backend: String,
-        /// Its error.
-        reason: String,
-    },
-    /// The reporter was shut down already.
-    #[error("the reporter is shut down")]
-    ShutDown,
-    /// No tracer was installed.
-    #[error("tomograph is not initialized")]
-    NotInitialized,
-}
-
-impl FlushError {
-    /// The spans lost that this error reports, if any.
-    pub fn loss(&self) -> Option<&Loss> {
-        match self {
-            FlushError::Timeout { loss, .. } | FlushError::Lost { loss, .. } => Some(loss),
-            _ => None,
-        }
-    }
-}
-
-fn timeout_loss(loss: &Loss) -> String {
-    if loss.is_empty() {
-        String::new()
-    } else {
-        format!("; {loss}")
-    }
 }
 
 /// Why a backend failed to deliver a batch.

@@ -19,7 +19,7 @@
 //!     tomograph::Timestamp::now(),
 //! )
 //! .with_tag(keys::db::SYSTEM_NAME, "postgresql");
-//! assert_eq!(span.tag(keys::db::SYSTEM_NAME).unwrap().to_string(), "postgresql");
+//! assert_eq!(span.tag_value(keys::db::SYSTEM_NAME).unwrap().to_string(), "postgresql");
 //! ```
 
 /// Zipkin's (and the original library's) tag for a failed span: the error message. A span

@@ -34,12 +34,13 @@
 //! [statsd]: https://github.com/statsd/statsd
 #![warn(missing_docs)]
 
-mod api;
 pub mod backend;
 mod clock;
 mod config;
 mod context;
+pub mod env;
 mod error;
+mod handle;
 pub mod http;
 pub mod keys;
 #[doc(hidden)]
@@ -48,30 +49,30 @@ mod model;
 pub mod propagation;
 mod recycle;
 mod report;
+mod seed;
 pub mod sql;
 pub mod testing;
 mod text;
 mod tracer;
 
-pub use api::{
-    DetachedSpan, SpanBuilder, SpanGuard, annotate, get_trace_info, record_error, span,
-    stack_depth, start, start_from, stop, tag, tag_with, tracing_started,
-};
-pub use backend::{ConsoleBackend, LogBackend, MemoryBackend};
+pub use backend::{BACKEND_NAMES, Backend, ConsoleBackend, Delivery, LogBackend, MemoryBackend};
 pub use clock::Timestamp;
-pub use config::{BACKEND_NAMES, Config, ConfigBuilder, EnvLookup};
+pub use config::{Config, ConfigBuilder};
 pub use context::abandoned::reset_thread;
-pub use context::future::{FutureExt, Traced};
-pub use context::token::TraceToken;
-pub use error::{
-    BackendError, ConfigError, FlushError, IdParseError, InitError, StopError, TokenParseError,
-};
+pub use context::future::Traced;
+pub use env::EnvLookup;
+pub use error::{BackendError, ConfigError, IdParseError, InitError, StopError, TokenParseError};
+pub use handle::{DetachedSpan, FutureExt, SpanBuilder, SpanGuard, span};
 pub use model::{
     Endpoint, Kind, Note, START_NOTE, STOP_NOTE, Span, SpanId, Tag, TagValue, Tags, TagsIter, Text,
-    TraceId,
+    TraceId, TraceToken,
 };
 pub use report::{
-    Backend, BackendStats, Delivery, Loss, Rejection, Reporter, ReporterOptions, ReporterStats,
+    BackendStats, FlushError, Loss, Rejection, Reporter, ReporterOptions, ReporterStats,
+};
+pub use seed::{
+    annotate, get_trace_info, record_error, stack_depth, start, start_from, stop, tag, tag_with,
+    tracing_started,
 };
 pub use tracer::{Tracer, flush, init, set_enabled, shutdown, stats};
 

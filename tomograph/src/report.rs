@@ -52,7 +52,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use crossbeam_queue::ArrayQueue;
 
-use crate::error::{BackendError, FlushError};
+use crate::backend::Backend;
+use crate::error::BackendError;
 use crate::model::Span;
 
 /// Batches waiting in a healthy backend's inbox, at most (two waiting while it sends a third);
@@ -67,114 +68,18 @@ const MAX_LOGGED_REASONS: usize = 64;
 /// failing, whether a shutdown cut the account.
 const HAND_OFF_SLICE: Duration = Duration::from_millis(20);
 
-/// A destination for finished spans. Implement it to send spans anywhere; the reporter calls
-/// it from a thread of its own, so blocking I/O is fine.
-///
-/// ```
-/// use tomograph::{Backend, BackendError, Span};
-/// #[derive(Debug, Default)]
-/// struct CountingBackend { seen: usize }
-/// impl Backend for CountingBackend {
-///     fn name(&self) -> &str { "counting" }
-///     fn send(&mut self, spans: &[Span]) -> Result<(), BackendError> {
-///         self.seen += spans.len();
-///         Ok(())
-///     }
-/// }
-/// ```
-pub trait Backend: Send + std::fmt::Debug + 'static {
-    /// A short name for statistics and logs (`zipkin`, `statsd`, …).
-    fn name(&self) -> &str;
-
-    /// Delivers one batch. A [retryable](BackendError::retryable) error makes the reporter try
-    /// the same batch again later; a [permanent](BackendError::permanent) one counts the batch
-    /// as rejected.
-    fn send(&mut self, spans: &[Span]) -> Result<(), BackendError>;
-
-    /// Delivers one batch and says what became of each part of it, for backends that can
-    /// deliver part of a batch (the Zipkin backend splits a batch its collector refuses). The
-    /// default calls [`send`](Backend::send): all delivered, or all covered by its error.
-    fn deliver(&mut self, spans: &[Span]) -> Delivery {
-        Delivery::from_result(spans.len(), self.send(spans))
-    }
-
-    /// Pushes out anything the backend buffers itself. Called by flush and shutdown.
-    fn flush(&mut self) -> Result<(), BackendError> {
-        Ok(())
-    }
-}
-
-/// What became of a batch handed to [`Backend::deliver`].
-///
-/// The spans counted in [`delivered`](Delivery::delivered) and
-/// [`rejected`](Delivery::rejected) are the first ones of the batch, in order; the rest, if
-/// any, are covered by [`error`](Delivery::error): retried later when it is retryable,
-/// counted as rejected when it is permanent, counted as delivered when there is no error.
-///
-/// ```
-/// use tomograph::{BackendError, Delivery};
-/// let mut d = Delivery::delivered(3);
-/// d.reject("collector answered 400: duplicate annotation", 1);
-/// d.error = Some(BackendError::retryable(std::io::Error::other("connection reset")));
-/// assert_eq!(d.resolved(), 4); // the batch's first four spans; the rest is retried
-/// ```
-#[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct Delivery {
-    /// Spans the peer accepted.
-    pub delivered: usize,
-    /// Spans the peer refused for good, by reason (the peer's own words).
-    pub rejected: Vec<(String, usize)>,
-    /// Why the rest of the batch was not delivered.
-    pub error: Option<BackendError>,
-}
-
-impl Delivery {
-    /// `n` spans delivered.
-    pub fn delivered(n: usize) -> Self {
-        Self {
-            delivered: n,
-            ..Self::default()
-        }
-    }
-
-    /// The whole batch of `len` spans delivered, or covered by the error.
-    pub fn from_result(len: usize, result: Result<(), BackendError>) -> Self {
-        match result {
-            Ok(()) => Self::delivered(len),
-            Err(e) => Self {
-                error: Some(e),
-                ..Self::default()
-            },
-        }
-    }
-
-    /// Counts `spans` more refused for `reason` (merged with an earlier identical reason).
-    pub fn reject(&mut self, reason: impl Into<String>, spans: usize) {
-        let reason = reason.into();
-        match self.rejected.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, n)) => *n += spans,
-            None => self.rejected.push((reason, spans)),
-        }
-    }
-
-    /// Spans delivered or rejected: the first ones of the batch.
-    pub fn resolved(&self) -> usize {
-        self.delivered + self.rejected.iter().map(|(_, n)| n).sum::<usize>()
-    }
-}
-
 /// How the reporter batches, buffers and retries.
 ///
 /// ```
 /// use tomograph::ReporterOptions;
 /// use std::time::Duration;
 /// let options = ReporterOptions::default().queue_capacity(4096).batch_interval(Duration::from_millis(100));
-/// assert_eq!(options.get_queue_capacity(), 4096);
+/// let reporter = tomograph::Reporter::start(Vec::new(), options).unwrap();
+/// assert_eq!(reporter.queue_capacity(), 4096);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReporterOptions {
-    queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
     batch_size: usize,
     batch_interval: Duration,
     max_retries: u32,
@@ -233,18 +138,6 @@ impl ReporterOptions {
     pub fn backend_buffer_spans(mut self, n: usize) -> Self {
         self.backend_buffer_spans = n.max(1);
         self
-    }
-    /// The queue capacity.
-    pub fn get_queue_capacity(&self) -> usize {
-        self.queue_capacity
-    }
-    /// The batch size.
-    pub fn get_batch_size(&self) -> usize {
-        self.batch_size
-    }
-    /// The batch interval.
-    pub fn get_batch_interval(&self) -> Duration {
-        self.batch_interval
     }
 }
 
@@ -389,6 +282,83 @@ impl std::fmt::Display for Loss {
             sep = "; ";
         }
         Ok(())
+    }
+}
+
+/// Why a flush or a shutdown did not deliver everything.
+///
+/// Losses are reported by the first flush or shutdown after them: each call covers the spans
+/// lost since the previous call returned (or since the reporter started).
+///
+/// ```
+/// use tomograph::{FlushError, Loss};
+/// let e = FlushError::Lost { loss: Loss::default(), source: None };
+/// assert_eq!(e.to_string(), "0 span(s) lost (since the previous flush)");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The timeout passed before every backend confirmed. At shutdown, every span not
+    /// delivered by then is cut, and `loss` says how many (with any other loss since the
+    /// previous flush).
+    #[error(
+        "flush timed out after {timeout:?}; {unconfirmed} backend(s) had not confirmed{}",
+        timeout_loss(loss)
+    )]
+    Timeout {
+        /// The timeout given.
+        timeout: Duration,
+        /// Backends that had not answered.
+        unconfirmed: usize,
+        /// Spans lost since the previous flush, per reason (cut ones included at shutdown).
+        loss: Loss,
+    },
+    /// Spans were lost since the previous flush or shutdown (queue full, peer failing,
+    /// refused, cut).
+    #[error("{loss} (since the previous flush)")]
+    Lost {
+        /// How many, per reason and backend.
+        loss: Loss,
+        /// The latest delivery error of a backend that lost spans (e.g. the collector's 400
+        /// answer, or the connection refused), if any.
+        #[source]
+        source: Option<BackendError>,
+    },
+    /// A backend could not deliver what it was given yet (its peer is failing; the spans are
+    /// kept for retries), or its own flush failed.
+    #[error("backend {backend} could not deliver: {reason}")]
+    Backend {
+        /// The backend's name.
+        backend: String,
+        /// What is left undelivered, or which step failed.
+        reason: String,
+        /// The backend's own error, when its flush failed.
+        #[source]
+        source: Option<BackendError>,
+    },
+    /// The reporter was shut down already.
+    #[error("the reporter is shut down")]
+    ShutDown,
+    /// No tracer was installed.
+    #[error("tomograph is not initialized")]
+    NotInitialized,
+}
+
+impl FlushError {
+    /// The spans lost that this error reports, if any.
+    pub fn loss(&self) -> Option<&Loss> {
+        match self {
+            FlushError::Timeout { loss, .. } | FlushError::Lost { loss, .. } => Some(loss),
+            _ => None,
+        }
+    }
+}
+
+fn timeout_loss(loss: &Loss) -> String {
+    if loss.is_empty() {
+        String::new()
+    } else {
+        format!("; {loss}")
     }
 }
 
@@ -761,12 +731,14 @@ impl Reporter {
                         "{} span(s) not delivered yet, peer failing (kept for retry){why}",
                         ack.pending
                     ),
+                    source: None,
                 });
             }
             if let Err(e) = ack.flush {
                 return Err(FlushError::Backend {
                     backend: b.name.clone(),
-                    reason: e.to_string(),
+                    reason: format!("its flush failed: {e}"),
+                    source: Some(e),
                 });
             }
         }
@@ -818,6 +790,16 @@ impl Reporter {
             backends: now.backends,
         };
         loss
+    }
+
+    /// The most finished spans its queue holds ([`ReporterOptions::queue_capacity`]).
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.queue.capacity()
+    }
+
+    /// Spans per batch handed to backends ([`ReporterOptions::batch_size`]).
+    pub fn batch_size(&self) -> usize {
+        self.shared.batch_size
     }
 
     /// Counters: accepted, refused, queued, and per backend where every accepted span is.

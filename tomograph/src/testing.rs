@@ -149,7 +149,7 @@ impl DiscardBackend {
     }
 }
 
-impl crate::report::Backend for DiscardBackend {
+impl crate::backend::Backend for DiscardBackend {
     fn name(&self) -> &str {
         "discard"
     }

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::error::{FlushError, InitError};
+use crate::error::InitError;
 use crate::model::{Endpoint, Span};
-use crate::propagation::Propagation;
+use crate::propagation::{self, Propagation};
+use crate::report::FlushError;
 use crate::report::{Reporter, ReporterStats};
 
 static TRACER: OnceLock<Tracer> = OnceLock::new();
@@ -97,6 +98,10 @@ pub fn init(config: Config) -> Result<&'static Tracer, InitError> {
         tracer
     });
     if installed {
+        propagation::install(propagation::Installed {
+            propagation: &result.propagation,
+            sample: || get().is_none_or(|t| t.sample()),
+        });
         Ok(result)
     } else {
         Err(InitError::AlreadyInitialized)
@@ -137,6 +142,13 @@ pub fn shutdown(timeout: Duration) -> Result<(), FlushError> {
 /// The reporter's counters; empty before [`init`].
 pub fn stats() -> ReporterStats {
     get().map(|t| t.reporter.stats()).unwrap_or_default()
+}
+
+/// Finishes `span` ([`Span::finish`]) and reports it: the one way a span ends.
+#[inline(always)]
+pub(crate) fn finish(mut span: Span) {
+    span.finish();
+    report(span);
 }
 
 #[inline]

@@ -9,30 +9,33 @@ use tomograph::{FutureExt, Span, SpanId, TraceId};
 
 const TASKS: usize = 10_000;
 
-/// One task: a root span (owned by the future), a nested guard held across awaits, a
-/// spawned sub-task continuing the trace, and seed-style start/stop around an await.
+/// One task: a root span (owned by the future), nested spans across awaits (each the span of
+/// its own future: a guard is not `Send`, so a spawned task cannot hold one across `.await`),
+/// a spawned sub-task continuing the trace, and seed-style start/stop around an await.
 async fn request(i: usize) -> (TraceId, SpanId) {
     let token = tomograph::get_trace_info().expect("the task's root is current");
-    let outer = tomograph::span("outer").start();
-    tokio::task::yield_now().await;
-    outer.annotate(format!("task {i}"));
-    {
-        let _inner = tomograph::span("inner").start();
-        tokio::time::sleep(Duration::from_micros((i % 7) as u64 * 100)).await;
-        tomograph::tag("task", i as i64);
-    }
-    let sub = tokio::spawn(
-        async move {
-            let _s = tomograph::span("spawned").start();
-            tokio::task::yield_now().await;
+    async move {
+        tokio::task::yield_now().await;
+        tomograph::annotate(format!("task {i}"));
+        async {
+            tokio::time::sleep(Duration::from_micros((i % 7) as u64 * 100)).await;
+            tomograph::tag("task", i as i64);
         }
-        .in_current_trace(),
-    );
-    sub.await.unwrap();
-    tomograph::start("svc", "seed", "", 0);
-    tokio::task::yield_now().await;
-    tomograph::stop("seed").unwrap();
-    drop(outer);
+        .traced("inner")
+        .await;
+        let sub = tokio::spawn(
+            async move {
+                tokio::task::yield_now().await;
+            }
+            .traced("spawned"),
+        );
+        sub.await.unwrap();
+        tomograph::start("svc", "seed", "", 0);
+        tokio::task::yield_now().await;
+        tomograph::stop("seed").unwrap();
+    }
+    .traced("outer")
+    .await;
     (token.trace_id(), token.span_id())
 }
 
@@ -84,7 +87,7 @@ fn ten_thousand_concurrent_tasks_never_see_each_others_spans() {
         let inner = find("inner");
         assert_eq!(inner.parent_id(), Some(outer.id()));
         assert_eq!(
-            inner.tag("task"),
+            inner.tag_value("task"),
             Some(&tomograph::TagValue::I64(i as i64)),
             "tag landed on its own task's span"
         );
@@ -143,9 +146,12 @@ fn a_panicking_poll_leaves_nothing_on_the_worker_thread() {
     rt.block_on(async {
         let task = tokio::spawn(
             async {
-                let _g = tomograph::span("doomed").start();
-                tokio::task::yield_now().await;
-                panic!("task failed");
+                async {
+                    tokio::task::yield_now().await;
+                    panic!("task failed");
+                }
+                .traced("doomed")
+                .await
             }
             .traced_with(tomograph::span("panicking task").root()),
         );

@@ -12,13 +12,13 @@ use http_body_util::{BodyExt, Full};
 use tomograph::http::client::RequestBuilderExt;
 use tomograph::http::{TraceLayer, add_trace_info_header, start_http};
 use tomograph::testing::{memory_tracer, wait_for_trace};
-use tomograph::{Kind, Span, SpanId, TraceId, TraceToken};
+use tomograph::{FutureExt, Kind, Span, SpanId, TraceId, TraceToken};
 use tower::{Layer, ServiceExt, service_fn};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn tag(span: &Span, key: &str) -> Option<String> {
-    span.tag(key).map(ToString::to_string)
+    span.tag_value(key).map(ToString::to_string)
 }
 
 fn remote_parent() -> TraceToken {
@@ -387,8 +387,10 @@ fn plain_hyper_server_and_reqwest_client() {
         let addr = listener.local_addr().unwrap();
         let service = TraceLayer::new().layer(service_fn(
             |req: Request<hyper::body::Incoming>| async move {
-                let _db = tomograph::span("query").start();
-                let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                // The future's own span (a guard across `.await` would make it not `Send`).
+                let body = async { req.into_body().collect().await.map(|b| b.to_bytes()) }
+                    .traced("query")
+                    .await;
                 Ok::<_, hyper::Error>(Response::new(Full::new(body?)))
             },
         ));

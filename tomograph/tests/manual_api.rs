@@ -50,9 +50,9 @@ fn start_stop_nest_and_record_notes_and_tags() {
     assert_eq!(inner.local_endpoint().port(), Some(5432));
     assert_eq!(outer.annotations().len(), 1);
     assert_eq!(&*outer.annotations()[0].value, "something happened");
-    assert_eq!(outer.tag("key"), Some(&TagValue::from("value")));
-    assert_eq!(outer.tag("count"), Some(&TagValue::I64(3)));
-    assert_eq!(inner.tag("lazy"), Some(&TagValue::Bool(true)));
+    assert_eq!(outer.tag_value("key"), Some(&TagValue::from("value")));
+    assert_eq!(outer.tag_value("count"), Some(&TagValue::I64(3)));
+    assert_eq!(inner.tag_value("lazy"), Some(&TagValue::Bool(true)));
     let notes: Vec<&str> = outer.notes().map(|(_, v)| v).collect();
     assert_eq!(notes, ["start", "something happened", "stop"]);
     assert!(inner.start() >= outer.start() && inner.end() <= outer.end());
@@ -213,13 +213,17 @@ fn a_panic_inside_a_span_closes_it_and_leaks_nothing_into_the_next_request() {
     );
     for span in &first {
         assert_eq!(
-            span.tag("error").map(ToString::to_string).as_deref(),
+            span.tag_value("error").map(ToString::to_string).as_deref(),
             Some("panicked"),
             "{} ended by the panic is marked as an error",
             span.name()
         );
     }
-    assert_eq!(second[0].tag("error"), None, "request 2 did not panic");
+    assert_eq!(
+        second[0].tag_value("error"),
+        None,
+        "request 2 did not panic"
+    );
 }
 
 #[test]
@@ -239,7 +243,10 @@ fn a_detached_span_dropped_by_a_panic_is_marked_as_an_error() {
     .unwrap();
     let spans = wait_for_trace(&memory, trace, 1, WAIT);
     assert_eq!(
-        spans[0].tag("error").map(ToString::to_string).as_deref(),
+        spans[0]
+            .tag_value("error")
+            .map(ToString::to_string)
+            .as_deref(),
         Some("panicked")
     );
 }
@@ -293,9 +300,12 @@ fn detached_spans_and_guard_methods() {
     let root = by_name(&spans, "root");
     let detached = by_name(&spans, "detached");
     assert_eq!(detached.parent_id(), Some(root.id()));
-    assert_eq!(detached.tag("where"), Some(&TagValue::from("other thread")));
+    assert_eq!(
+        detached.tag_value("where"),
+        Some(&TagValue::from("other thread"))
+    );
     assert!(root.is_error());
-    assert_eq!(root.tag("computed"), Some(&TagValue::F64(2.5)));
+    assert_eq!(root.tag_value("computed"), Some(&TagValue::F64(2.5)));
     assert!(root.annotations().iter().any(|n| n.value == "error"));
 }
 

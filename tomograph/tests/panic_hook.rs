@@ -44,7 +44,10 @@ fn the_applications_hook_still_runs_and_panics_are_still_settled() {
     assert_eq!(depth, 1, "each job closed the one before");
     let spans = wait_for_trace(&memory, trace, 1, Duration::from_secs(10));
     assert_eq!(
-        spans[0].tag("error").map(ToString::to_string).as_deref(),
+        spans[0]
+            .tag_value("error")
+            .map(ToString::to_string)
+            .as_deref(),
         Some("panicked")
     );
     let _ = std::panic::take_hook();

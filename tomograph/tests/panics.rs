@@ -77,7 +77,7 @@ struct Seen {
 }
 
 fn error_tag(span: &Span) -> Option<String> {
-    span.tag("error").map(ToString::to_string)
+    span.tag_value("error").map(ToString::to_string)
 }
 
 fn only_span(memory: &MemoryBackend, trace: TraceId) -> Span {

@@ -61,6 +61,7 @@ fn known_trace(tag: &str) -> Vec<Span> {
         .with_remote_endpoint(Endpoint::new("postgresql"))
         .with_end(t0 + Duration::from_micros(start_us + us))
         .with_tag("db.system.name", "postgresql")
+        .with_tag("db.operation.name", "SELECT")
         .with_tag("sql.query", text.to_owned())
     };
     vec![

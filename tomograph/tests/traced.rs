@@ -30,7 +30,7 @@ fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
 }
 
 fn error_of(span: &Span) -> Option<String> {
-    span.tag("error").map(TagValue::to_string)
+    span.tag_value("error").map(TagValue::to_string)
 }
 
 // ---- sync free functions ------------------------------------------------------------------
@@ -171,7 +171,7 @@ fn spans_close_on_panic() {
     assert!(
         calls
             .iter()
-            .all(|s| s.tag("error").map(ToString::to_string).as_deref() == Some("panicked")),
+            .all(|s| s.tag_value("error").map(ToString::to_string).as_deref() == Some("panicked")),
         "every call the panic unwound through is marked as an error"
     );
 }

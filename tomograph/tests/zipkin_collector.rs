@@ -461,6 +461,7 @@ fn expected_raw(span: &Span, typed: bool) -> Value {
         Some(Kind::Producer) => (Some("ms"), None, "ma"),
         Some(Kind::Consumer) => (Some("mr"), None, "ma"),
         None => (None, None, "sa"),
+        Some(other) => panic!("a kind this test does not know: {other:?}"),
     };
     let mut annotations = Vec::new();
     if let Some(first) = first {

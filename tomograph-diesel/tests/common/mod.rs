@@ -75,7 +75,7 @@ pub fn root(spans: &[Span]) -> &Span {
 }
 
 pub fn tag(span: &Span, key: &str) -> Option<String> {
-    span.tag(key).map(TagValue::to_string)
+    span.tag_value(key).map(TagValue::to_string)
 }
 
 pub fn has_note(span: &Span, value: &str) -> bool {

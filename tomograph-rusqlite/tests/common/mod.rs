@@ -43,7 +43,7 @@ pub fn names(spans: &[Span]) -> Vec<&str> {
 
 /// The value of tag `key` as text.
 pub fn tag(span: &Span, key: &str) -> Option<String> {
-    span.tag(key).map(ToString::to_string)
+    span.tag_value(key).map(ToString::to_string)
 }
 
 /// The first span called `name`.

@@ -72,7 +72,7 @@ pub fn by_sql<'a>(spans: &'a [Span], name: &str, text: &str) -> &'a Span {
 }
 
 pub fn tag(span: &Span, key: &str) -> Option<String> {
-    span.tag(key).map(ToString::to_string)
+    span.tag_value(key).map(ToString::to_string)
 }
 
 pub fn has_note(span: &Span, note: &str) -> bool {

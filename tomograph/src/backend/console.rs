@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Duration;
 
+use crate::backend::Backend;
 use crate::error::BackendError;
 use crate::keys;
 use crate::model::{Span, SpanId, TraceId};
-use crate::report::Backend;
 
 /// Spans held at most while waiting for their roots; past this the oldest trace is printed
 /// as it stands.
@@ -151,7 +151,8 @@ fn render_node(
     for tag in span.tags() {
         // The OpenTelemetry copy of the statement text repeats `sql.query` word for word:
         // the tree shows it once.
-        if &*tag.key == keys::db::QUERY_TEXT && span.tag(keys::SQL_QUERY) == Some(&tag.value) {
+        if &*tag.key == keys::db::QUERY_TEXT && span.tag_value(keys::SQL_QUERY) == Some(&tag.value)
+        {
             continue;
         }
         let _ = write!(out, "  {}={:?}", tag.key, tag.value.to_string());

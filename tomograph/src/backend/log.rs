@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
+use crate::backend::Backend;
 use crate::error::BackendError;
 use crate::model::Span;
-use crate::report::Backend;
 
 /// Writes one `log` record per span, at `info` by default, target `tomograph`.
 ///

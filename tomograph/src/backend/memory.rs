@@ -3,9 +3,9 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::backend::Backend;
 use crate::error::BackendError;
 use crate::model::{Span, TraceId};
-use crate::report::Backend;
 
 /// Keeps every span it receives. Clones share the same store, so keep one clone to read
 /// what the tracer reported.

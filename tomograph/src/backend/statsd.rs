@@ -10,11 +10,12 @@
 //! - each note — `start`, the annotations, `stop` — is a counter `{server}.{span name}.{note}:1|c`.
 //!
 //! A SQL span (one with a `db.system.name`, `db.operation.name`, `sql.query` or
-//! `db.query.text` tag) is named by its statement's operation (`SELECT`, `INSERT`, …), never
-//! by its SQL text, so a service has one timer per operation. Statement spans of the SQL
-//! adapters (those with a `db.query.summary`) also make the database metrics: a timer
-//! `db.{system}.{summary}` (`db.postgresql.SELECT-users`, one per statement shape) and, on
-//! failure, a counter `db.{system}.errors.{status code}` (`db.postgresql.errors.23505`); see
+//! `db.query.text` tag) is named by its statement's operation (`SELECT`, `INSERT`, …: its
+//! `db.operation.name` tag, `SQL` without one), never by its SQL text, so a service has one
+//! timer per operation. Statement spans of the SQL adapters (those with a
+//! `db.query.summary`) also make the database metrics: a timer `db.{system}.{summary}`
+//! (`db.postgresql.SELECT-users`, one per statement shape) and, on failure, a counter
+//! `db.{system}.errors.{status code}` (`db.postgresql.errors.23505`); see
 //! [`StatsdBuilder::db_metrics`]. A [prefix](StatsdBuilder::prefix)
 //! goes in front of every name; a [naming function](StatsdBuilder::naming) replaces the
 //! `{server}.{span name}` part.
@@ -66,11 +67,11 @@ use std::sync::Arc;
 
 use cadence::{BufferedUdpMetricSink, MetricSink};
 
-use crate::config::EnvLookup;
+use crate::backend::Backend;
+use crate::env::{self, EnvLookup};
 use crate::error::{BackendError, ConfigError};
 use crate::keys;
 use crate::model::{Span, TagValue};
-use crate::report::Backend;
 
 /// The default statsd address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8125";
@@ -100,6 +101,7 @@ type NamingFn = Arc<dyn Fn(&Span) -> Option<String> + Send + Sync>;
 /// let web = Endpoint::new("web").with_ip("::1".parse().unwrap()).with_port(8080);
 /// let sql = Span::new(trace, id(2), "SELECT", web.clone(), t)
 ///     .with_kind(Kind::Client)
+///     .with_tag("db.operation.name", "SELECT")
 ///     .with_tag("sql.query", "SELECT * FROM users WHERE name = 'a:b|c@d'");
 /// assert_eq!(default_name(&sql), "web---1-8080.SELECT");
 /// let odd = Span::new(trace, id(3), "GET /users/:id|x", Endpoint::new("api gw"), t);
@@ -125,34 +127,17 @@ pub fn default_name(span: &Span) -> String {
     push_segment(&mut name, &server, false);
     name.push('.');
     if is_sql(span) {
-        push_segment(&mut name, sql_operation(span), false);
+        // The statement's operation, which the SQL span carries as a tag (`SQL` without it,
+        // as for any statement whose operation is unknown).
+        match span.tags().get("db.operation.name") {
+            Some(TagValue::Str(operation)) => push_segment(&mut name, operation, true),
+            _ => name.push_str("SQL"),
+        }
     } else {
         push_segment(&mut name, span.name(), true);
     }
     name
 }
-
-/// A SQL span's operation: its `db.operation.name` tag, else the first word of its name
-/// (upper case, letters only: never a piece of SQL text), else `SQL`.
-fn sql_operation(span: &Span) -> &str {
-    if let Some(TagValue::Str(op)) = span.tag(keys::db::OPERATION_NAME)
-        && !op.is_empty()
-    {
-        return op;
-    }
-    let first = span.name().split_whitespace().next().unwrap_or("");
-    OPERATION_WORDS
-        .iter()
-        .find(|w| w.eq_ignore_ascii_case(first))
-        .copied()
-        .unwrap_or("SQL")
-}
-
-/// Operations a SQL span's name may start with when it carries no `db.operation.name`.
-const OPERATION_WORDS: [&str; 12] = [
-    "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "REPLACE", "MERGE", "CREATE", "DROP", "ALTER",
-    "BEGIN", "COMMIT",
-];
 
 fn is_sql(span: &Span) -> bool {
     span.tags()
@@ -250,6 +235,7 @@ impl StatsdBackend {
     pub fn builder(addr: impl Into<String>) -> StatsdBuilder {
         StatsdBuilder {
             addr: addr.into(),
+            addr_origin: "StatsdBackend::builder",
             prefix: String::new(),
             packet_size: DEFAULT_PACKET_SIZE,
             naming: None,
@@ -260,7 +246,7 @@ impl StatsdBackend {
 
     /// A backend configured by `TOMOGRAPH_STATSD_*` (see the module docs).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&|k| std::env::var(k).ok())
+        Self::from_lookup(&env::process)
     }
 
     /// Like [`from_env`](StatsdBackend::from_env), reading variables through `env`.
@@ -337,8 +323,8 @@ impl StatsdBackend {
     /// Only spans with a query summary (the SQL adapters') have them.
     fn db_lines(&self, span: &Span, line: &mut String, mut emit: impl FnMut(&str)) {
         let (Some(TagValue::Str(system)), Some(TagValue::Str(summary))) = (
-            span.tag(keys::db::SYSTEM_NAME),
-            span.tag(keys::db::QUERY_SUMMARY),
+            span.tag_value(keys::db::SYSTEM_NAME),
+            span.tag_value(keys::db::QUERY_SUMMARY),
         ) else {
             return;
         };
@@ -359,8 +345,8 @@ impl StatsdBackend {
         emit(line);
         if span.is_error() {
             let code = span
-                .tag(keys::db::RESPONSE_STATUS_CODE)
-                .or_else(|| span.tag(keys::ERROR_TYPE))
+                .tag_value(keys::db::RESPONSE_STATUS_CODE)
+                .or_else(|| span.tag_value(keys::ERROR_TYPE))
                 .map_or_else(|| keys::ERROR_TYPE_OTHER.to_owned(), ToString::to_string);
             line.truncate(db_len);
             line.push_str(".errors.");
@@ -432,6 +418,8 @@ impl StatsdBackend {
 #[must_use]
 pub struct StatsdBuilder {
     addr: String,
+    /// Where `addr` came from (the variable or the builder call), for the error that refuses it.
+    addr_origin: &'static str,
     prefix: String,
     packet_size: usize,
     naming: Option<NamingFn>,
@@ -454,20 +442,13 @@ impl std::fmt::Debug for StatsdBuilder {
 impl StatsdBuilder {
     /// Starts from `TOMOGRAPH_STATSD_*` read through `env`.
     pub fn from_lookup(env: EnvLookup<'_>) -> Result<Self, ConfigError> {
-        let addr = env("TOMOGRAPH_STATSD_ADDR")
-            .map(|a| a.trim().to_owned())
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+        let addr = env::non_blank(env, env::STATSD_ADDR).unwrap_or_else(|| DEFAULT_ADDR.to_owned());
         let mut b = StatsdBackend::builder(addr);
-        if let Some(prefix) = env("TOMOGRAPH_STATSD_PREFIX") {
+        b.addr_origin = env::STATSD_ADDR;
+        if let Some(prefix) = env(env::STATSD_PREFIX) {
             b = b.prefix(prefix.trim());
         }
-        if let Some(v) = env("TOMOGRAPH_STATSD_PACKET_SIZE") {
-            let size: usize = v.trim().parse().map_err(|_| ConfigError::InvalidValue {
-                variable: "TOMOGRAPH_STATSD_PACKET_SIZE",
-                value: v.clone(),
-                reason: "expected a size in bytes".into(),
-            })?;
+        if let Some(size) = env::read(env, env::STATSD_PACKET_SIZE, "a size in bytes")? {
             b = b.max_packet_size(size);
         }
         Ok(b)
@@ -517,7 +498,7 @@ impl StatsdBuilder {
     /// The backend, with its UDP socket bound (nothing is sent yet).
     pub fn build(self) -> Result<StatsdBackend, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidValue {
-            variable: "TOMOGRAPH_STATSD_ADDR",
+            variable: self.addr_origin,
             value: self.addr.clone(),
             reason,
         };
@@ -619,8 +600,10 @@ mod tests {
 
     #[test]
     fn sql_spans_are_named_by_operation() {
+        // As the SQL tracer makes them: the operation is a tag of the span.
         let s = span("select * from t where x = 'a b'", Endpoint::new("app"), 5)
-            .with_tag("db.system.name", "sqlite");
+            .with_tag("db.system.name", "sqlite")
+            .with_tag("db.operation.name", "SELECT");
         assert_eq!(default_name(&s), "app-0.SELECT");
     }
 

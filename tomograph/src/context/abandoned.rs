@@ -41,7 +41,7 @@ use std::sync::Once;
 
 use crate::clock::Timestamp;
 use crate::context::stack::{self, Frame};
-use crate::context::token::TraceToken;
+use crate::model::TraceToken;
 
 /// The tag value of a frame closed because its thread panicked while it was open.
 const PANICKED: &str = "panicked";
@@ -114,6 +114,18 @@ fn note_panic() {
             }
         }
     });
+}
+
+/// Opens a frame that no guard owns (the seed's `start`, `start_from`, `start_http`): first
+/// the frames a caught panic left are closed ([`next_request`]), then `frame` makes the new
+/// span's frame (its parent is the current span once they are gone), which goes on the stack
+/// until `stop(name)`.
+pub(crate) fn start_request(frame: impl FnOnce() -> Option<Frame>) {
+    next_request();
+    if let Some(frame) = frame() {
+        watch_panics();
+        stack::push(frame);
+    }
 }
 
 /// A request starts on this thread: closes the frames a caught panic left (see the module's

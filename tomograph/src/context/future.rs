@@ -13,10 +13,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::api::SpanBuilder;
 use crate::context::stack::{self, Frame};
-use crate::context::token::TraceToken;
-use crate::model::Text;
 
 pin_project! {
     /// A future that runs inside its own trace context; see [`FutureExt`].
@@ -109,7 +106,7 @@ pub(crate) fn in_frames<R>(frames: &mut Vec<Frame>, f: impl FnOnce() -> R) -> R 
 }
 
 impl<F> Traced<F> {
-    fn new(inner: F, frame: Option<Frame>) -> Self {
+    pub(crate) fn new(inner: F, frame: Option<Frame>) -> Self {
         Self::with_frames(inner, frame.into_iter().collect())
     }
 
@@ -141,45 +138,3 @@ impl<F> Traced<F> {
         self.project().context.kept.take()
     }
 }
-
-/// Extension methods that give a future its trace context.
-///
-/// ```
-/// use tomograph::FutureExt;
-/// # let rt = tokio::runtime::Runtime::new().unwrap();
-/// # rt.block_on(async {
-/// let _root = tomograph::span("request").start();
-/// // The spawned task's spans are children of "request", on whatever thread it runs.
-/// let task = tokio::spawn(async {
-///     let _child = tomograph::span("work").start();
-///     tokio::task::yield_now().await;
-///     tomograph::annotate("still here after .await");
-/// }.in_current_trace());
-/// task.await.unwrap();
-/// # });
-/// ```
-pub trait FutureExt: Future + Sized {
-    /// Runs the future inside a new span `name`, child of the current context at the time of
-    /// this call; the span ends when the future completes or is dropped.
-    fn traced(self, name: impl Into<Text>) -> Traced<Self> {
-        self.traced_with(crate::api::span(name))
-    }
-
-    /// Like [`traced`](FutureExt::traced), with the span's options set on a builder.
-    fn traced_with(self, builder: SpanBuilder) -> Traced<Self> {
-        Traced::new(self, builder.into_frame(false))
-    }
-
-    /// Runs the future as part of the current trace: spans it opens are children of the span
-    /// current at the time of this call. For `tokio::spawn` and friends.
-    fn in_current_trace(self) -> Traced<Self> {
-        Traced::new(self, stack::current_token().map(Frame::Link))
-    }
-
-    /// Runs the future as a continuation of `token` (from a header, a queue message, …).
-    fn in_trace(self, token: TraceToken) -> Traced<Self> {
-        Traced::new(self, Some(Frame::Link(token)))
-    }
-}
-
-impl<F: Future> FutureExt for F {}

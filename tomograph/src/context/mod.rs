@@ -5,4 +5,3 @@
 pub(crate) mod abandoned;
 pub(crate) mod future;
 pub(crate) mod stack;
-pub(crate) mod token;

@@ -7,9 +7,9 @@
 use std::cell::{Cell, RefCell};
 
 use crate::clock::Timestamp;
-use crate::context::token::{PackedToken, TraceToken};
 use crate::error::StopError;
-use crate::model::{EndpointRef, Note, Span, SpanId, Tag, Text};
+use crate::model::token::{PackedToken, TraceToken};
+use crate::model::{EndpointRef, Span, SpanId, Text};
 
 /// One entry of the stack. A recording frame is just its span (its token is derived from it),
 /// so that a frame is no larger than a span and moves in as few bytes as possible.
@@ -92,28 +92,19 @@ impl Frame {
         }
     }
 
-    /// Stamps the end and hands a recorded span to the reporter. A span that ends while its
-    /// thread unwinds from a panic is marked as an error.
+    /// Ends the frame: a recorded span is finished and reported.
     #[inline(always)]
     pub(crate) fn finish(self) {
-        if let Frame::Recording(mut span) = self {
-            span.end = Timestamp::now();
-            if std::thread::panicking() {
-                crate::api::record_panic(&mut span);
-            }
-            crate::tracer::report(span);
+        if let Frame::Recording(span) = self {
+            crate::tracer::finish(span);
         }
     }
 
-    /// Ends a frame whose owner is gone at `end` (when known, the moment its owner panicked,
-    /// rather than when the frame was found), marked as an error with `reason`.
+    /// Ends a frame whose owner is gone at `end` (see [`Span::abandon`]).
     #[cold]
     pub(crate) fn abandon(self, reason: &'static str, end: Option<Timestamp>) {
         if let Frame::Recording(mut span) = self {
-            let end = end.map_or_else(Timestamp::now, |end| end.max(span.start));
-            span.end = end;
-            span.annotations.push(Note::new(end, "error"));
-            span.tags.push(Tag::new("error", reason));
+            span.abandon(reason, end);
             crate::tracer::report(span);
         }
     }

@@ -24,7 +24,7 @@ use std::future::Future;
 use reqwest::{Client, Request, RequestBuilder, Response};
 
 use super::{Host, method_text};
-use crate::api::{DetachedSpan, span};
+use crate::handle::{DetachedSpan, span};
 use crate::keys;
 use crate::model::{Endpoint, Kind};
 use crate::propagation;

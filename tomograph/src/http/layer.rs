@@ -14,13 +14,13 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Host, method_text, server_frame};
-use crate::api::{record_error_on, span};
-use crate::config::EnvLookup;
 use crate::context::abandoned;
 use crate::context::future::{Traced, in_frames};
 use crate::context::stack::Frame;
+use crate::env::{self, EnvLookup};
+use crate::handle::span;
 use crate::keys;
-use crate::model::{Endpoint, Kind, Span, Tag, Text, TraceId};
+use crate::model::{Endpoint, Kind, Span, Text, TraceId};
 use crate::propagation;
 
 type NameFn = dyn Fn(&Parts) -> Text + Send + Sync;
@@ -83,7 +83,7 @@ impl TraceLayer {
     /// Like [`new`](TraceLayer::new), with the service name from `TOMOGRAPH_HTTP_SERVICE_NAME`
     /// when it is set.
     pub fn from_env() -> Self {
-        Self::from_lookup(&|k| std::env::var(k).ok())
+        Self::from_lookup(&env::process)
     }
 
     /// Like [`from_env`](TraceLayer::from_env), reading variables through `env`.
@@ -91,12 +91,12 @@ impl TraceLayer {
     /// ```
     /// use tomograph::http::TraceLayer;
     /// let env = |k: &str| (k == "TOMOGRAPH_HTTP_SERVICE_NAME").then(|| "glance-api".to_owned());
-    /// assert_eq!(TraceLayer::from_lookup(&env).get_service_name(), Some("glance-api"));
+    /// assert_eq!(TraceLayer::from_lookup(&env).service(), Some("glance-api"));
     /// ```
     pub fn from_lookup(env: EnvLookup<'_>) -> Self {
         let mut layer = Self::new();
-        if let Some(name) = env("TOMOGRAPH_HTTP_SERVICE_NAME").filter(|s| !s.trim().is_empty()) {
-            layer = layer.service_name(name.trim().to_owned());
+        if let Some(name) = env::non_blank(env, env::HTTP_SERVICE_NAME) {
+            layer = layer.service_name(name);
         }
         layer
     }
@@ -109,7 +109,7 @@ impl TraceLayer {
     }
 
     /// The configured service name, if any.
-    pub fn get_service_name(&self) -> Option<&str> {
+    pub fn service(&self) -> Option<&str> {
         self.service.as_deref()
     }
 
@@ -250,18 +250,15 @@ where
             Ok(response) => {
                 let status = response.status();
                 with_span(&mut frame, |span| {
-                    span.tags.push(Tag::new(
-                        keys::http::STATUS_CODE,
-                        i64::from(status.as_u16()),
-                    ));
+                    span.tag(keys::http::STATUS_CODE, i64::from(status.as_u16()));
                     if status.is_server_error() {
-                        record_error_on(span, status.as_u16().to_string());
+                        span.record_error(status.as_u16());
                     }
                 });
                 Ok(response.map(|inner| TracedBody { inner, span: frame }))
             }
             Err(error) => {
-                with_span(&mut frame, |span| record_error_on(span, error.to_string()));
+                with_span(&mut frame, |span| span.record_error(&error));
                 if let Some(frame) = frame {
                     frame.finish();
                 }
@@ -319,7 +316,7 @@ where
             Some(Ok(_)) => {}
             Some(Err(error)) => {
                 with_span(this.span, |span| {
-                    record_error_on(span, format!("response body: {error}"));
+                    span.record_error(format_args!("response body: {error}"));
                 });
                 if let Some(frame) = this.span.take() {
                     frame.finish();

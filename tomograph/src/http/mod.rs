@@ -37,11 +37,11 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use http::{HeaderMap, Method, Request};
 
-use crate::api::{SpanBuilder, span};
 use crate::context::abandoned;
 use crate::context::stack::{self, Frame};
-use crate::context::token::TraceToken;
+use crate::handle::{SpanBuilder, span};
 use crate::keys;
+use crate::model::TraceToken;
 use crate::model::{Endpoint, Kind, SpanId, Text, TraceId};
 use crate::propagation::{self, Extracted};
 
@@ -56,7 +56,7 @@ use crate::propagation::{self, Extracted};
 /// A request starts here: when the thread's previous request panicked and the panic was
 /// caught (by the server's thread pool or runtime), the spans that panic left open are
 /// closed with `error=panicked` and reported first (see [`start`](crate::start)). A guard
-/// (the tower layer, or [`span`](crate::span)`(name).kind(Kind::Server).start()`) leaves
+/// (the tower layer, or [`span`]`(name).kind(Kind::Server).start()`) leaves
 /// nothing behind in the first place.
 ///
 /// ```
@@ -81,11 +81,7 @@ pub fn start_http<B>(service: impl Into<Text>, name: impl Into<Text>, request: &
         .tag(keys::http::METHOD, method_text(request.method()))
         .tag(keys::http::PATH, request.uri().path().to_owned());
     let parent = propagation::extract(request.headers());
-    abandoned::next_request();
-    if let Some(frame) = server_frame(parent.as_ref(), builder, true) {
-        abandoned::watch_panics();
-        stack::push(frame);
-    }
+    abandoned::start_request(|| server_frame(parent.as_ref(), builder, true));
 }
 
 /// Writes the current trace context into `headers`, in the configured formats (by default
@@ -106,7 +102,7 @@ pub fn start_http<B>(service: impl Into<Text>, name: impl Into<Text>, request: &
 /// assert!(headers.contains_key("traceparent"));
 /// ```
 pub fn add_trace_info_header(headers: &mut HeaderMap) {
-    if let Some(token) = crate::api::get_trace_info() {
+    if let Some(token) = stack::current_token() {
         propagation::inject(token, headers);
     }
 }

@@ -23,7 +23,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{Extracted, Format, header};
-use crate::context::token::TraceToken;
+use crate::model::TraceToken;
 use crate::model::{SpanId, TraceId};
 
 /// `b3`, the single header.

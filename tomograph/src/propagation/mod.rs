@@ -43,12 +43,13 @@ pub mod x_trace_info;
 use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderValue};
 
-use crate::config::EnvLookup;
-use crate::context::token::TraceToken;
+use crate::env::{self, EnvLookup};
 use crate::error::ConfigError;
+use crate::model::TraceToken;
 use crate::model::{SpanId, TraceId};
 
 /// A header format that carries trace context.
@@ -209,14 +210,14 @@ impl Propagation {
     /// `TOMOGRAPH_PROPAGATION_EXTRACT` when set (read through `env`).
     pub fn from_lookup(env: EnvLookup<'_>) -> Result<Self, ConfigError> {
         let mut p = Self::default();
-        if let Some(v) = env("TOMOGRAPH_PROPAGATION") {
-            p = Self::only(parse_list("TOMOGRAPH_PROPAGATION", &v)?);
+        if let Some(v) = env(env::PROPAGATION) {
+            p = Self::only(parse_list(env::PROPAGATION, &v)?);
         }
-        if let Some(v) = env("TOMOGRAPH_PROPAGATION_INJECT") {
-            p.inject = parse_list("TOMOGRAPH_PROPAGATION_INJECT", &v)?;
+        if let Some(v) = env(env::PROPAGATION_INJECT) {
+            p.inject = parse_list(env::PROPAGATION_INJECT, &v)?;
         }
-        if let Some(v) = env("TOMOGRAPH_PROPAGATION_EXTRACT") {
-            p.extract = parse_list("TOMOGRAPH_PROPAGATION_EXTRACT", &v)?;
+        if let Some(v) = env(env::PROPAGATION_EXTRACT) {
+            p.extract = parse_list(env::PROPAGATION_EXTRACT, &v)?;
         }
         Ok(p)
     }
@@ -361,14 +362,30 @@ impl Extracted {
     }
 }
 
+/// What the installed tracer lends this module, which sits below it: its formats and its
+/// sampler (for a caller that left the decision to this side). Given once, by
+/// [`init`](crate::init).
+#[derive(Debug)]
+pub(crate) struct Installed {
+    pub(crate) propagation: &'static Propagation,
+    pub(crate) sample: fn() -> bool,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+/// Called by [`init`](crate::init) once its tracer is in place.
+pub(crate) fn install(installed: Installed) {
+    let _ = INSTALLED.set(installed);
+}
+
 fn decide() -> bool {
-    crate::tracer::get().is_none_or(|t| t.sample())
+    INSTALLED.get().is_none_or(|i| (i.sample)())
 }
 
 /// The configured propagation: the installed tracer's, else the default.
 pub(crate) fn configured<R>(f: impl FnOnce(&Propagation) -> R) -> R {
-    match crate::tracer::get() {
-        Some(t) => f(t.propagation()),
+    match INSTALLED.get() {
+        Some(i) => f(i.propagation),
         None => f(&Propagation::default()),
     }
 }

@@ -19,7 +19,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{Extracted, Format, header};
-use crate::context::token::TraceToken;
+use crate::model::TraceToken;
 use crate::model::{SpanId, TraceId};
 
 /// `traceparent`.

@@ -41,7 +41,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{Extracted, Format};
-use crate::context::token::TraceToken;
+use crate::model::TraceToken;
 use crate::model::{SpanId, TraceId};
 
 /// The header's name.

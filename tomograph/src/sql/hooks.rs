@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::span::Failure;
 use super::{DbSystem, SqlTracer};
-use crate::model::{Span, Tag, TagValue, Text};
+use crate::model::{Span, TagValue, Text};
 
 pub(super) type ErrorHook = Arc<dyn Fn(&mut SqlErrorEvent<'_>) + Send + Sync>;
 
@@ -61,7 +61,7 @@ impl<'a> SqlErrorEvent<'a> {
     /// Tags the statement's span (nothing when it is not recorded).
     pub fn tag(&mut self, key: impl Into<Text>, value: impl Into<TagValue>) {
         if let Some(span) = self.span.as_deref_mut() {
-            span.tags.push(Tag::new(key, value));
+            span.tag(key, value);
         }
     }
 }

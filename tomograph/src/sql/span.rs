@@ -6,12 +6,12 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use super::{MAX_PARAMETER_LEN, MAX_PARAMETERS, SqlMode, SqlStatement, SqlTracer, slow, truncate};
-use crate::api::{self, DetachedSpan};
 use crate::clock::Timestamp;
 use crate::context::stack;
-use crate::context::token::TraceToken;
+use crate::handle::{self as api, DetachedSpan};
 use crate::keys;
-use crate::model::{Kind, Note, Peer, SpanId, Tag, TagValue, Text};
+use crate::model::TraceToken;
+use crate::model::{Kind, Peer, SpanId, Tag, TagValue, Text};
 
 impl SqlTracer {
     /// A statement is about to run, as a child of the current span.
@@ -182,12 +182,9 @@ impl SqlTracer {
             }
             SqlMode::Annotations => {
                 let id = stack::with_current_span(|span| {
-                    span.annotations.push(Note::new(
-                        Timestamp::now(),
-                        format!("sql {}", statement.operation),
-                    ));
+                    span.annotate(format!("sql {}", statement.operation));
                     if let Some(text) = &statement.recorded {
-                        span.tags.push(Tag::new(keys::SQL_QUERY, text.clone()));
+                        span.tag(keys::SQL_QUERY, text.clone());
                     }
                     span.id
                 });
@@ -292,7 +289,7 @@ impl SqlSpan {
             span.with_span(|span| {
                 // A statement's own tags are few (rows, an error).
                 crate::recycle::reserve(&mut span.tags, 2);
-                span.tags.push(Tag::new(key, value));
+                span.tag(key, value);
             });
         }
     }
@@ -418,12 +415,10 @@ impl SqlSpan {
             State::Note { span, operation } => {
                 let (id, op) = (*span, *operation);
                 let ran = stack::with_span(id, |s| {
-                    s.annotations
-                        .push(Note::new(Timestamp::now(), format!("sql {op} error")));
-                    api::record_error_on(s, message.clone());
+                    s.annotate(format!("sql {op} error"));
+                    s.record_error(&message);
                     if let Some(code) = code {
-                        s.tags
-                            .push(Tag::new(keys::db::RESPONSE_STATUS_CODE, code.to_owned()));
+                        s.tag(keys::db::RESPONSE_STATUS_CODE, code.to_owned());
                     }
                     tracer.run_hooks(&failure, Some(s));
                 });
@@ -488,9 +483,7 @@ impl Drop for SqlSpan {
                 Timestamp::now().saturating_duration_since(s)
             });
             stack::with_span(span, |s| {
-                let mut note = Note::new(Timestamp::now(), format!("sql {operation} done"));
-                note.duration = Some(elapsed);
-                s.annotations.push(note);
+                s.annotate_interval(format!("sql {operation} done"), elapsed);
             });
         }
     }

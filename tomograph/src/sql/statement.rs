@@ -8,8 +8,8 @@ use super::{
     MAX_SUMMARY_LEN, QueryText, SqlTracer, normalize, operation, recent, summarize, truncate,
 };
 use crate::keys;
+use crate::model::intern;
 use crate::model::{SpanTemplate, Text};
-use crate::text::intern;
 
 /// A statement's text, processed once: its operation, its query summary (the span name), the
 /// text the policy records and the statement's tags, shared by all its spans. Adapters keep
@@ -260,7 +260,9 @@ mod tests {
         );
         for span in &statements {
             assert_eq!(
-                span.tag("sql.query").map(ToString::to_string).as_deref(),
+                span.tag_value("sql.query")
+                    .map(ToString::to_string)
+                    .as_deref(),
                 Some("SELECT name FROM template_test")
             );
             let remote = span.remote_endpoint().expect("the database");

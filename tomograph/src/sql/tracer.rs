@@ -12,10 +12,10 @@ use super::{
     DEFAULT_MAX_QUERY_LEN, DbSystem, Dialect, QueryText, SqlErrorEvent, SqlMode, redact_message,
 };
 use crate::context::stack;
-use crate::context::token::TraceToken;
 use crate::keys;
+use crate::model::TraceToken;
+use crate::model::intern;
 use crate::model::{Endpoint, EndpointRef, SpanTemplate, Tag, Text};
-use crate::text::intern;
 
 #[derive(Debug)]
 pub(super) struct Inner {

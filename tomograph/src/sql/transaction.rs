@@ -16,9 +16,9 @@
 use std::error::Error;
 
 use super::{SqlMode, SqlTracer};
-use crate::api::{self, DetachedSpan, SpanGuard};
-use crate::context::token::TraceToken;
+use crate::handle::{self as api, DetachedSpan};
 use crate::keys;
+use crate::model::TraceToken;
 
 /// How a transaction ended (`db.transaction.outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,14 +44,6 @@ impl TransactionOutcome {
     }
 }
 
-#[derive(Debug)]
-enum TxSpan {
-    /// Current on this thread while the transaction is open (synchronous adapters).
-    Attached(SpanGuard),
-    /// Owned, on no stack (async adapters, diesel's instrumentation).
-    Detached(DetachedSpan),
-}
-
 /// A transaction's span, built the same way for every adapter: see the
 /// [module docs](self) for its tags. Made by [`SqlTracer::begin_transaction`] (current while
 /// open: for synchronous adapters, whose statements then nest under it by themselves) or
@@ -74,17 +66,27 @@ enum TxSpan {
 /// };
 /// let spans = tomograph::testing::wait_for_trace(&memory, trace, 5, std::time::Duration::from_secs(5));
 /// let transaction = spans.iter().find(|s| s.name() == "TRANSACTION").unwrap();
-/// assert_eq!(transaction.tag("db.transaction.outcome").unwrap().to_string(), "commit");
-/// assert_eq!(transaction.tag("db.transaction.depth").unwrap().to_string(), "1");
+/// assert_eq!(transaction.tag_value("db.transaction.outcome").unwrap().to_string(), "commit");
+/// assert_eq!(transaction.tag_value("db.transaction.depth").unwrap().to_string(), "1");
 /// ```
 #[derive(Debug)]
 #[must_use = "end() the transaction with its outcome"]
 pub struct SqlTransaction {
     tracer: SqlTracer,
-    span: TxSpan,
+    span: DetachedSpan,
+    /// Made the current context on this thread (by `begin_transaction`) until dropped.
+    entered: bool,
     parent: Option<TraceToken>,
     depth: u32,
     outcome: Option<TransactionOutcome>,
+}
+
+impl Drop for SqlTransaction {
+    fn drop(&mut self) {
+        if self.entered {
+            self.span.exit_context();
+        }
+    }
 }
 
 impl SqlTransaction {
@@ -95,18 +97,12 @@ impl SqlTransaction {
 
     /// Whether the span is recorded.
     pub fn is_recording(&self) -> bool {
-        match &self.span {
-            TxSpan::Attached(guard) => guard.is_recording(),
-            TxSpan::Detached(span) => span.is_recording(),
-        }
+        self.span.is_recording()
     }
 
     /// The transaction span's token, when it is recorded.
     pub fn token(&self) -> Option<TraceToken> {
-        match &self.span {
-            TxSpan::Attached(guard) => guard.id().and(guard.token()),
-            TxSpan::Detached(span) => span.token(),
-        }
+        self.span.token().filter(|_| self.span.is_recording())
     }
 
     /// Where the transaction's statements belong: its span, or the context it was begun in
@@ -136,10 +132,7 @@ impl SqlTransaction {
         error_type: Option<&str>,
     ) {
         let message = self.tracer.error_message(error);
-        match &mut self.span {
-            TxSpan::Attached(guard) => guard.record_error(message),
-            TxSpan::Detached(span) => span.record_error(message),
-        }
+        self.span.record_error(message);
         if let Some(code) = code {
             self.tag(keys::db::RESPONSE_STATUS_CODE, code.to_owned());
         }
@@ -156,19 +149,13 @@ impl SqlTransaction {
         }
         self.outcome = Some(outcome);
         if outcome != TransactionOutcome::Failed {
-            match &mut self.span {
-                TxSpan::Attached(guard) => guard.annotate(outcome.as_str()),
-                TxSpan::Detached(span) => span.annotate(outcome.as_str()),
-            }
+            self.span.annotate(outcome.as_str());
         }
         self.tag(keys::db::TRANSACTION_OUTCOME, outcome.as_str());
     }
 
     fn tag(&mut self, key: &'static str, value: impl Into<crate::model::TagValue>) {
-        match &mut self.span {
-            TxSpan::Attached(guard) => guard.tag(key, value),
-            TxSpan::Detached(span) => span.tag(key, value),
-        }
+        self.span.tag(key, value);
     }
 }
 
@@ -233,21 +220,16 @@ impl SqlTracer {
     /// now would be ([`would_trace`](Self::would_trace)) and in [`SqlMode::Spans`].
     pub fn begin_transaction(&self, depth: u32) -> SqlTransaction {
         let parent = crate::context::stack::current_token();
-        let guard = if self.inner.mode != SqlMode::Spans || !self.would_trace() {
-            SpanGuard::none()
-        } else {
-            // With no current span (only under `trace_roots`) the builder starts a new trace.
-            self.with_fixed_tags(api::span("TRANSACTION"))
-                .tag(crate::keys::db::TRANSACTION_DEPTH, i64::from(depth))
-                .start()
-        };
-        SqlTransaction {
-            tracer: self.clone(),
-            span: TxSpan::Attached(guard),
-            parent,
-            depth,
-            outcome: None,
+        if self.inner.mode != SqlMode::Spans || !self.would_trace() {
+            let mut untraced = self.untraced_transaction(depth);
+            untraced.parent = parent;
+            return untraced;
         }
+        // With no current span (only under `trace_roots`) the root of a new trace.
+        let mut transaction = self.begin_transaction_under(parent, depth);
+        transaction.span.enter_context();
+        transaction.entered = true;
+        transaction
     }
 
     /// Begins the span of a transaction (`depth` 1) or savepoint (2 and up) as a child of
@@ -274,7 +256,8 @@ impl SqlTracer {
         span.tag(crate::keys::db::TRANSACTION_DEPTH, i64::from(depth));
         SqlTransaction {
             tracer: self.clone(),
-            span: TxSpan::Detached(span),
+            span,
+            entered: false,
             parent,
             depth,
             outcome: None,
@@ -286,7 +269,8 @@ impl SqlTracer {
     pub fn untraced_transaction(&self, depth: u32) -> SqlTransaction {
         SqlTransaction {
             tracer: self.clone(),
-            span: TxSpan::Detached(DetachedSpan::none()),
+            span: DetachedSpan::none(),
+            entered: false,
             parent: None,
             depth,
             outcome: None,

@@ -66,10 +66,10 @@ use std::time::Duration;
 use self::http::HttpPoster;
 use self::scribe::ScribeClient;
 pub use self::thrift::TagEncoding;
-use crate::config::{EnvLookup, parse_bool};
+use crate::backend::{Backend, Delivery};
+use crate::env::{self, EnvLookup};
 use crate::error::{BackendError, ConfigError};
 use crate::model::{Note, Span};
-use crate::report::{Backend, Delivery};
 
 /// The default collector URL.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9411";
@@ -91,6 +91,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 5_000_000;
 /// assert!("xml".parse::<Encoding>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Encoding {
     /// JSON v2 over HTTP (`/api/v2/spans`).
     #[default]
@@ -336,7 +337,7 @@ impl ZipkinBackend {
 
     /// A backend configured by the `TOMOGRAPH_ZIPKIN_*` variables (see the module docs).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&|k| std::env::var(k).ok())
+        Self::from_lookup(&env::process)
     }
 
     /// Like [`from_env`](ZipkinBackend::from_env), reading variables through `env`.
@@ -486,6 +487,28 @@ pub struct ZipkinBuilder {
     tags: TagEncoding,
     queue: String,
     max_message_bytes: usize,
+    /// Where each checked setting came from, for the error that refuses it.
+    origin: Origin,
+}
+
+/// Names the variable or the builder call that set each setting a build may refuse.
+#[derive(Clone, Copy, Debug)]
+struct Origin {
+    url: &'static str,
+    encoding: &'static str,
+    scribe_addr: &'static str,
+    queue: &'static str,
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Self {
+            url: "ZipkinBuilder::url",
+            encoding: "ZipkinBuilder::encoding",
+            scribe_addr: "ZipkinBuilder::scribe_addr",
+            queue: "ZipkinBuilder::queue",
+        }
+    }
 }
 
 /// Never shows a password in the URL.
@@ -515,6 +538,7 @@ impl Default for ZipkinBuilder {
             tags: TagEncoding::Strings,
             queue: DEFAULT_QUEUE.to_owned(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            origin: Origin::default(),
         }
     }
 }
@@ -524,45 +548,38 @@ impl ZipkinBuilder {
     /// afterwards override them.
     pub fn from_lookup(env: EnvLookup<'_>) -> Result<Self, ConfigError> {
         let mut b = Self::default();
-        if let Some(url) = env("TOMOGRAPH_ZIPKIN_URL").filter(|v| !v.trim().is_empty()) {
-            b.url = url.trim().to_owned();
+        if let Some(url) = env::non_blank(env, env::ZIPKIN_URL) {
+            b.url = url;
+            b.origin.url = env::ZIPKIN_URL;
         }
-        if let Some(v) = env("TOMOGRAPH_ZIPKIN_ENCODING").filter(|v| !v.trim().is_empty()) {
+        if let Some(v) = env::non_blank(env, env::ZIPKIN_ENCODING) {
             b.encoding = v
                 .parse()
                 .map_err(|e: UnknownEncoding| ConfigError::InvalidValue {
-                    variable: "TOMOGRAPH_ZIPKIN_ENCODING",
+                    variable: env::ZIPKIN_ENCODING,
                     value: v.clone(),
                     reason: e.to_string(),
                 })?;
+            b.origin.encoding = env::ZIPKIN_ENCODING;
         }
-        if let Some(addr) = env("TOMOGRAPH_SCRIBE_ADDR").filter(|v| !v.trim().is_empty()) {
-            b.scribe_addr = addr.trim().to_owned();
+        if let Some(addr) = env::non_blank(env, env::SCRIBE_ADDR) {
+            b.scribe_addr = addr;
+            b.origin.scribe_addr = env::SCRIBE_ADDR;
         }
-        if let Some(v) = env("TOMOGRAPH_ZIPKIN_GZIP") {
-            b.gzip = parse_bool("TOMOGRAPH_ZIPKIN_GZIP", &v)?;
+        if let Some(gzip) = env::read_bool(env, env::ZIPKIN_GZIP)? {
+            b.gzip = gzip;
         }
-        if let Some(v) = env("TOMOGRAPH_ZIPKIN_TIMEOUT_MS") {
-            let ms: u64 = v.trim().parse().map_err(|_| ConfigError::InvalidValue {
-                variable: "TOMOGRAPH_ZIPKIN_TIMEOUT_MS",
-                value: v.clone(),
-                reason: "expected milliseconds".into(),
-            })?;
+        if let Some(ms) = env::read::<u64>(env, env::ZIPKIN_TIMEOUT_MS, "milliseconds")? {
             b.timeout = Duration::from_millis(ms.max(1));
         }
-        if let Some(queue) = env("TOMOGRAPH_ZIPKIN_QUEUE").filter(|v| !v.trim().is_empty()) {
-            b.queue = queue.trim().to_owned();
+        if let Some(queue) = env::non_blank(env, env::ZIPKIN_QUEUE) {
+            b.queue = queue;
+            b.origin.queue = env::ZIPKIN_QUEUE;
         }
-        if let Some(v) = env("TOMOGRAPH_ZIPKIN_MAX_MESSAGE_BYTES") {
-            b.max_message_bytes = v.trim().parse().map_err(|_| ConfigError::InvalidValue {
-                variable: "TOMOGRAPH_ZIPKIN_MAX_MESSAGE_BYTES",
-                value: v.clone(),
-                reason: "expected a number of bytes".into(),
-            })?;
+        if let Some(n) = env::read(env, env::ZIPKIN_MAX_MESSAGE_BYTES, "a number of bytes")? {
+            b.max_message_bytes = n;
         }
-        if let Some(v) = env("TOMOGRAPH_ZIPKIN_TYPED_TAGS")
-            && parse_bool("TOMOGRAPH_ZIPKIN_TYPED_TAGS", &v)?
-        {
+        if env::read_bool(env, env::ZIPKIN_TYPED_TAGS)? == Some(true) {
             b.tags = TagEncoding::Typed;
         }
         Ok(b)
@@ -572,18 +589,21 @@ impl ZipkinBuilder {
     /// RabbitMQ broker's, `amqp://user:password@host:port/vhost` (feature `rabbitmq`).
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = url.into();
+        self.origin.url = Origin::default().url;
         self
     }
 
     /// JSON v2, thrift v1 or Scribe.
     pub fn encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
+        self.origin.encoding = Origin::default().encoding;
         self
     }
 
     /// The Scribe collector's `host:port` (for [`Encoding::Scribe`]).
     pub fn scribe_addr(mut self, addr: impl Into<String>) -> Self {
         self.scribe_addr = addr.into();
+        self.origin.scribe_addr = Origin::default().scribe_addr;
         self
     }
 
@@ -602,6 +622,7 @@ impl ZipkinBuilder {
     /// The RabbitMQ queue (for an `amqp://` URL); default `zipkin`.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = queue.into();
+        self.origin.queue = Origin::default().queue;
         self
     }
 
@@ -631,7 +652,7 @@ impl ZipkinBuilder {
                     .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
                 {
                     return Err(ConfigError::InvalidValue {
-                        variable: "TOMOGRAPH_SCRIBE_ADDR",
+                        variable: self.origin.scribe_addr,
                         value: self.scribe_addr,
                         reason: "expected host:port".into(),
                     });
@@ -646,7 +667,7 @@ impl ZipkinBuilder {
                     ListEncoding::Thrift(_) => "/api/v1/spans",
                     ListEncoding::Json => "/api/v2/spans",
                 };
-                let endpoint = endpoint_url(&self.url, path)?;
+                let endpoint = endpoint_url(&self.url, path, self.origin.url)?;
                 Transport::Http(
                     HttpPoster::new(endpoint, list.content_type(), self.gzip, self.timeout),
                     list,
@@ -663,10 +684,10 @@ impl ZipkinBuilder {
     /// An `amqp://` URL: the RabbitMQ transport.
     #[cfg(feature = "rabbitmq")]
     fn build_broker(self) -> Result<ZipkinBackend, ConfigError> {
-        let uri = rabbitmq::parse_url(&self.url)?;
+        let uri = rabbitmq::parse_url(&self.url, self.origin.url)?;
         let Some(list) = ListEncoding::of(self.encoding, self.tags) else {
             return Err(ConfigError::InvalidValue {
-                variable: "TOMOGRAPH_ZIPKIN_ENCODING",
+                variable: self.origin.encoding,
                 value: "scribe".into(),
                 reason: "Scribe is a transport of its own; over RabbitMQ use json or thrift".into(),
             });
@@ -674,7 +695,7 @@ impl ZipkinBuilder {
         let queue = self.queue.trim();
         if queue.is_empty() || queue.len() > 255 {
             return Err(ConfigError::InvalidValue {
-                variable: "TOMOGRAPH_ZIPKIN_QUEUE",
+                variable: self.origin.queue,
                 value: self.queue.clone(),
                 reason: "expected a queue name of 1 to 255 bytes".into(),
             });
@@ -696,7 +717,7 @@ impl ZipkinBuilder {
     #[cfg(not(feature = "rabbitmq"))]
     fn build_broker(self) -> Result<ZipkinBackend, ConfigError> {
         Err(ConfigError::InvalidValue {
-            variable: "TOMOGRAPH_ZIPKIN_URL",
+            variable: self.origin.url,
             value: redact_url(&self.url),
             reason: "amqp:// URLs need tomograph's `rabbitmq` feature".into(),
         })
@@ -722,9 +743,10 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 /// `{base}{path}`, checking the base is an `http://` URL; a base that already ends with one of
 /// the span paths is trimmed to its root first.
-fn endpoint_url(base: &str, path: &str) -> Result<String, ConfigError> {
+/// `origin` names where `base` came from, for the error.
+fn endpoint_url(base: &str, path: &str, origin: &'static str) -> Result<String, ConfigError> {
     let invalid = |reason: &str| ConfigError::InvalidValue {
-        variable: "TOMOGRAPH_ZIPKIN_URL",
+        variable: origin,
         value: base.to_owned(),
         reason: reason.to_owned(),
     };
@@ -757,7 +779,7 @@ mod tests {
 
     #[test]
     fn endpoint_urls() {
-        let ok = |base: &str, path: &str| endpoint_url(base, path).unwrap();
+        let ok = |base: &str, path: &str| endpoint_url(base, path, env::ZIPKIN_URL).unwrap();
         assert_eq!(
             ok("http://127.0.0.1:9411", "/api/v2/spans"),
             "http://127.0.0.1:9411/api/v2/spans"
@@ -771,7 +793,10 @@ mod tests {
             "http://zipkin/prefix/api/v1/spans"
         );
         for bad in ["", "zipkin:9411", "https://zipkin", "http://", "http:///x"] {
-            assert!(endpoint_url(bad, "/api/v2/spans").is_err(), "{bad:?}");
+            assert!(
+                endpoint_url(bad, "/api/v2/spans", env::ZIPKIN_URL).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

@@ -87,9 +87,9 @@ use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
 use super::{ListEncoding, redact_url};
+use crate::backend::Delivery;
 use crate::error::{BackendError, ConfigError};
 use crate::model::{Span, SpanId, TraceId};
-use crate::report::Delivery;
 
 /// The queue zipkin-server's RabbitMQ collector reads by default.
 pub const DEFAULT_QUEUE: &str = "zipkin";
@@ -163,10 +163,11 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// Parses an `amqp://` URL; the error never repeats the password.
-pub(crate) fn parse_url(url: &str) -> Result<AMQPUri, ConfigError> {
+/// `origin` names where `url` came from (the variable or the builder call), for the error.
+pub(crate) fn parse_url(url: &str, origin: &'static str) -> Result<AMQPUri, ConfigError> {
     let shown = redact_url(url);
     let invalid = |reason: &str| ConfigError::InvalidValue {
-        variable: "TOMOGRAPH_ZIPKIN_URL",
+        variable: origin,
         value: shown.clone(),
         reason: reason.to_owned(),
     };
@@ -765,20 +766,27 @@ mod tests {
 
     #[test]
     fn passwords_are_never_shown() {
-        let uri = parse_url("amqp://tracer:s3cr%40t@rabbit:5673/prod").unwrap();
+        let uri = parse_url(
+            "amqp://tracer:s3cr%40t@rabbit:5673/prod",
+            crate::env::ZIPKIN_URL,
+        )
+        .unwrap();
         assert_eq!(redact(&uri), "amqp://tracer@rabbit:5673/prod");
         assert_eq!(
             redact_url("amqp://tracer:s3cret@rabbit:5673/%2f"),
             "amqp://tracer:***@rabbit:5673/%2f"
         );
         assert_eq!(redact_url("http://zipkin:9411"), "http://zipkin:9411");
-        let err = parse_url("amqps://tracer:s3cret@rabbit")
+        let err = parse_url("amqps://tracer:s3cret@rabbit", crate::env::ZIPKIN_URL)
             .unwrap_err()
             .to_string();
         assert!(!err.contains("s3cret"), "{err}");
-        let err = parse_url("amqp://tracer:s3cret@rabbit:notaport/x")
-            .unwrap_err()
-            .to_string();
+        let err = parse_url(
+            "amqp://tracer:s3cret@rabbit:notaport/x",
+            crate::env::ZIPKIN_URL,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(!err.contains("s3cret"), "{err}");
         let publisher = RabbitPublisher::new(
             uri,
@@ -811,7 +819,11 @@ mod tests {
     }
 
     fn publisher(list: ListEncoding, limit: usize) -> RabbitPublisher {
-        let uri = parse_url("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        let uri = parse_url(
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            crate::env::ZIPKIN_URL,
+        )
+        .unwrap();
         RabbitPublisher::new(uri, "zipkin".into(), list, Duration::from_secs(1), limit)
     }
 
@@ -881,7 +893,11 @@ mod tests {
 
     #[test]
     fn default_vhost_is_shown_encoded() {
-        let uri = parse_url("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        let uri = parse_url(
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            crate::env::ZIPKIN_URL,
+        )
+        .unwrap();
         assert_eq!(uri.vhost, "/");
         assert_eq!(redact(&uri), "amqp://guest@127.0.0.1:5672/%2f");
     }

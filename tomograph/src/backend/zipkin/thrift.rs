@@ -35,6 +35,7 @@ use crate::model::{Endpoint, Kind, Span, TagValue};
 /// assert_eq!(TagEncoding::default(), TagEncoding::Strings);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum TagEncoding {
     /// Every tag as a STRING binary annotation (integers and floats as text, booleans as
     /// `true`/`false`): what Zipkin's v1 reader keeps. The default.
