@@ -443,6 +443,62 @@ macro_rules! suite {
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn statements_are_named_by_their_query_summary() {
+            let hooks = Hooks::default();
+            let Some(pool) = pool(2, &hooks).await else {
+                return;
+            };
+            let t = fixture(&pool, "summary").await;
+            let statements = [
+                format!("SELECT name FROM {t} WHERE id = 1"),
+                format!("INSERT INTO {t} (id, name) VALUES (50, 'secret-summary')"),
+                format!("UPDATE {t} SET name = 'secret-other' WHERE id = 50"),
+                format!("DELETE FROM {t} WHERE id = 50 AND name = 'secret-other'"),
+                format!(
+                    "WITH recent AS (SELECT id FROM {t} WHERE id > 1) SELECT COUNT(*) FROM recent"
+                ),
+                format!("SELECT a.name FROM {t} a JOIN {t} b ON b.id = a.id WHERE a.name <> 'x'"),
+            ];
+            let (trace, root, ()) = in_root("summaries", async {
+                for sql in &statements {
+                    sqlx::query(q(sql.clone())).execute(&pool).await.unwrap();
+                }
+            })
+            .await;
+            let spans = spans(trace, statements.len() + 1);
+            let expected = [
+                (format!("SELECT {t}"), "SELECT", Some(t.as_str())),
+                (format!("INSERT {t}"), "INSERT", Some(t.as_str())),
+                (format!("UPDATE {t}"), "UPDATE", Some(t.as_str())),
+                (format!("DELETE {t}"), "DELETE", Some(t.as_str())),
+                // The CTE's name is no table; two operations: no single collection.
+                (format!("SELECT {t} SELECT"), "SELECT", None),
+                (format!("SELECT {t} {t}"), "SELECT", None),
+            ];
+            for (sql, (name, operation, collection)) in statements.iter().zip(&expected) {
+                let span = by_sql(&spans, name, &sql[sql.len() - 12..]);
+                assert_eq!(span.parent_id(), Some(root));
+                check_db_span(span);
+                assert_eq!(
+                    tag(span, "db.query.summary").as_deref(),
+                    Some(name.as_str())
+                );
+                assert_eq!(tag(span, "db.operation.name").as_deref(), Some(*operation));
+                assert_eq!(
+                    tag(span, "db.collection.name").as_deref(),
+                    *collection,
+                    "{sql}"
+                );
+                assert!(
+                    !span.name().contains("secret"),
+                    "no literal in {:?}",
+                    span.name()
+                );
+            }
+            drop_table(&pool, &t).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_stream_dropped_early_ends_its_span_with_the_rows_so_far() {
             let hooks = Hooks::default();
             let Some(pool) = pool(2, &hooks).await else {
