@@ -98,6 +98,8 @@ pub fn table(test: &str) -> String {
 pub struct HookCall {
     pub sql: String,
     pub code: Option<String>,
+    /// `error.type`, as the span carries it.
+    pub error_type: String,
     pub error: String,
     pub span: Option<SpanId>,
 }
@@ -114,6 +116,7 @@ impl Hooks {
             calls.lock().unwrap().push(HookCall {
                 sql: event.sql().to_owned(),
                 code: event.code().map(str::to_owned),
+                error_type: event.error_type().to_owned(),
                 error: event.error().to_string(),
                 span: event.span().map(Span::id),
             });
@@ -697,6 +700,11 @@ macro_rules! suite {
             assert_eq!(calls.len(), 1, "{calls:?}");
             assert_eq!(calls[0].sql, sql);
             assert_eq!(calls[0].code.as_deref(), Some($unique));
+            assert_eq!(calls[0].error_type, "UniqueViolation");
+            assert_eq!(
+                tag(insert, "error.type").as_deref(),
+                Some("UniqueViolation")
+            );
             assert_eq!(calls[0].span, Some(insert.id()));
             drop_table(&pool, &t).await;
         }
@@ -734,6 +742,50 @@ macro_rules! suite {
             assert_eq!(calls.len(), 1, "{calls:?}");
             assert_eq!(calls[0].sql, "SELEC 1 FROM nowhere");
             assert_eq!(calls[0].code.as_deref(), Some($syntax));
+            // No finer class than the code: `error.type` is the code.
+            assert_eq!(calls[0].error_type, $syntax);
+            assert_eq!(tag(span, "error.type").as_deref(), Some($syntax));
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn statements_waiting_for_a_pooled_connection_say_how_long() {
+            let hooks = Hooks::default();
+            let Some(pool) = pool(2, &hooks).await else {
+                return;
+            };
+            let (trace, root, ()) = in_root("pool of 2", async {
+                let tasks: Vec<_> = (0..20)
+                    .map(|n| {
+                        let pool = pool.clone();
+                        tokio::spawn(
+                            async move {
+                                let sql = format!("SELECT {n} AS waiting_task");
+                                sqlx::query(q(sql)).fetch_one(&pool).await.map(|_| ())
+                            }
+                            .in_current_trace(),
+                        )
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap().unwrap();
+                }
+            })
+            .await;
+            let spans = spans(trace, 21);
+            let statements: Vec<&tomograph::Span> =
+                spans.iter().filter(|s| s.id() != root).collect();
+            assert_eq!(statements.len(), 20);
+            for span in statements {
+                assert_eq!(span.parent_id(), Some(root));
+                let wait = tag(span, "db.client.connection.wait_time_us");
+                assert!(
+                    wait.as_deref()
+                        .and_then(|w| w.parse::<u64>().ok())
+                        .is_some(),
+                    "every pooled statement says how long it waited: {span:?}"
+                );
+            }
+            assert!(hooks.calls().is_empty());
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -765,8 +817,17 @@ macro_rules! suite {
                 "the message, quoted values masked"
             );
             assert_eq!(tag(select, "db.response.status_code"), None);
+            // A pool timeout has its own class, and the statement's wait is recorded.
+            assert_eq!(tag(select, "error.type").as_deref(), Some("PoolTimedOut"));
+            assert!(
+                tag(select, "db.client.connection.wait_time_us")
+                    .and_then(|w| w.parse::<u64>().ok())
+                    .is_some(),
+                "{select:?}"
+            );
             let calls = hooks.calls();
             assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].error_type, "PoolTimedOut");
             assert_eq!(
                 (calls[0].sql.as_str(), calls[0].code.as_deref()),
                 ("SELECT 1", None)

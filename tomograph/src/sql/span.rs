@@ -337,6 +337,25 @@ impl SqlSpan {
         self.affected = Some(self.affected.unwrap_or(0) + rows);
     }
 
+    /// The statement waited `wait` for a connection from its pool: the tag
+    /// `db.client.connection.wait_time_us` (microseconds; OpenTelemetry's
+    /// `db.client.connection.wait_time`, per statement). A tag rather than an acquire span:
+    /// it costs nothing more per statement and sits where a slow statement is looked at.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let db = SqlTracer::builder(DbSystem::Postgres).build();
+    /// let _request = tomograph::span("request").start();
+    /// let mut statement = db.start("SELECT 1");
+    /// statement.connection_wait(Duration::from_micros(1500));
+    /// statement.finish();
+    /// ```
+    pub fn connection_wait(&mut self, wait: Duration) {
+        let micros = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
+        self.tag(keys::db::CONNECTION_WAIT_TIME_US, micros);
+    }
+
     /// Rows counted so far with [`count_rows`](Self::count_rows).
     pub fn rows_so_far(&self) -> u64 {
         self.rows.unwrap_or(0)
