@@ -93,7 +93,9 @@ mod transaction;
 pub use code::error_code;
 pub use connection::TracedConnection;
 #[cfg(feature = "r2d2")]
-pub use pool::{TracedPool, TracedPooledConnection, TracedSqliteConnectionManager};
+pub use pool::{
+    TracedPool, TracedPooledConnection, TracedSqliteConnectionManager, watch_pool_gauges,
+};
 pub use statement::{TracedAndThenRows, TracedMappedRows, TracedRows, TracedStatement};
 pub use transaction::TracedTransaction;
 

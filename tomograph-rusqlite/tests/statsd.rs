@@ -1,6 +1,7 @@
 //! rusqlite statements as Etsy's statsd (`peers/statsd-peer`) sees them, with sampling at 0:
 //! the database timers and error counters of sampled statements, and a slow statement (a
-//! recursive CTE) counted although its trace is not sampled; no bad line. Needs
+//! recursive CTE) counted although its trace is not sampled; an r2d2 pool's gauges; no bad
+//! line. Needs
 //! `TOMOGRAPH_TEST_STATSD_ADDR` and `TOMOGRAPH_TEST_STATSD_ADMIN` (`scripts/test`).
 #![allow(clippy::unwrap_used)]
 
@@ -83,6 +84,16 @@ fn database_metrics_and_slow_statements_in_etsy_statsd() {
         let n: i64 = watched.query_row(SLOW, [], |r| r.get(0)).unwrap();
         assert_eq!(n, 1_000_000);
     }
+    // Pool gauges: a pool of 2 with one connection lent out.
+    let pool: tomograph_rusqlite::TracedPool = tomograph_rusqlite::r2d2::Pool::builder()
+        .max_size(2)
+        .build(tomograph_rusqlite::TracedSqliteConnectionManager::memory(
+            sql_tracer().build(),
+        ))
+        .unwrap();
+    let lent = pool.get().unwrap();
+    let gauges = tomograph_rusqlite::watch_pool_gauges(&pool, "gauge test");
+    tomograph::sql::report_pool_gauges();
     tomograph::flush(Duration::from_secs(10)).expect("flushed");
 
     let mut want_counters = BTreeMap::new();
@@ -121,6 +132,16 @@ fn database_metrics_and_slow_statements_in_etsy_statsd() {
     assert_eq!(count("db.sqlite.INSERT-t"), Some(2), "{timers:#?}");
     assert_eq!(count("db.sqlite.SELECT-t"), Some(1), "{timers:#?}");
     assert_eq!(count("db.sqlite.SELECT-SELECT-SELECT"), None, "not sampled");
+    let pool_gauges: BTreeMap<String, u64> = query("gauges", &admin)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&format!("{prefix}.db.sqlite.pool.")))
+        .map(|(k, v)| (k, v.as_u64().unwrap_or(u64::MAX)))
+        .collect();
+    let gauge = |what: &str| (format!("{prefix}.db.sqlite.pool.gauge-test.{what}"), 1);
+    let mut want_gauges: BTreeMap<String, u64> = [gauge("used"), gauge("idle")].into();
+    want_gauges.insert(format!("{prefix}.db.sqlite.pool.gauge-test.max"), 2);
+    assert_eq!(pool_gauges, want_gauges);
+    drop((gauges, lent));
     assert_eq!(
         counters
             .get("statsd.bad_lines_seen")

@@ -52,6 +52,7 @@
 mod dialect;
 mod hooks;
 mod policy;
+mod pool;
 mod query;
 mod recent;
 mod redact;
@@ -67,6 +68,9 @@ pub use self::dialect::Dialect;
 pub use self::hooks::SqlErrorEvent;
 pub use self::policy::{
     DEFAULT_MAX_QUERY_LEN, MAX_PARAMETER_LEN, MAX_PARAMETERS, QueryText, SqlMode,
+};
+pub use self::pool::{
+    PoolState, PoolWatch, report_pool_gauges, set_pool_gauge_interval, watch_pool,
 };
 pub use self::query::{normalize, operation, truncate};
 pub use self::redact::redact_message;
