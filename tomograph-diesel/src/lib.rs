@@ -62,8 +62,8 @@
 //!
 //! | span | when | tags |
 //! |---|---|---|
-//! | `SELECT`, `INSERT`, … (CLIENT) | each statement | those of [`tomograph::sql`], `error.type` on failure; a note `statement cached` when diesel prepares it for its cache |
-//! | `TRANSACTION` | `BEGIN` … `COMMIT`/`ROLLBACK`; a nested one (savepoint) inside its parent | `db.system.name` (and `db.namespace`, `server.*`), `db.transaction.depth`, `db.transaction.outcome` (`commit`/`rollback`), a note `commit`/`rollback`; `error`, `error.type` when `BEGIN` or `COMMIT` fails |
+//! | `SELECT users`, `INSERT orders`, … (CLIENT; the query summary) | each statement | those of [`tomograph::sql`], `error.type` on failure; a note `statement cached` when diesel prepares it for its cache |
+//! | `TRANSACTION` | `BEGIN` … `COMMIT`/`ROLLBACK`; a nested one (savepoint) inside its parent | the schema of [`tomograph::sql::SqlTransaction`]: `db.system.name` (and `db.namespace`, `server.*`), `db.transaction.depth`, `db.transaction.outcome` (`commit`/`rollback`/`failed`), a note `commit`/`rollback`; `error`, `error.type` when `BEGIN` or `COMMIT` fails |
 //! | `connect` (CLIENT) | establishing a connection (default instrumentation only) | `db.system.name`; `error`, `error.type` on failure |
 //!
 //! A statement belongs to the open transaction when it runs under the span that was current

@@ -13,8 +13,9 @@ use crate::executor::{self, Call, Target, delegate_executor};
 
 /// A transaction (or savepoint) whose statements are traced.
 ///
-/// It is a span `TRANSACTION` (tagged with the database, and `db.transaction.outcome`
-/// `commit` or `rollback` at the end) whose children are `BEGIN`, every statement run through
+/// It is a span `TRANSACTION` (the schema of [`tomograph::sql::SqlTransaction`]: the
+/// database's tags, `db.transaction.depth`, `db.transaction.outcome` `commit`, `rollback` or
+/// `failed` at the end) whose children are `BEGIN`, every statement run through
 /// `&mut transaction`, and `COMMIT` or `ROLLBACK`. Dropped without either, sqlx rolls it back:
 /// a `ROLLBACK` span with a note `queued on drop` records that. Made by
 /// [`TracedPool::begin`](crate::TracedPool::begin),

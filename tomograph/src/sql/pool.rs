@@ -67,6 +67,7 @@ impl PoolState {
 
 type ReadState = Arc<dyn Fn() -> Option<PoolState> + Send + Sync>;
 
+#[cfg_attr(not(feature = "statsd"), allow(dead_code))]
 struct Watched {
     id: u64,
     /// `db.{system}.pool.{name}`, sanitized.
