@@ -356,6 +356,51 @@ macro_rules! backend_scenarios {
         }
 
         #[test]
+        fn statements_are_named_by_their_query_summary() {
+            let memory = memory();
+            let hooks = Hooks::default();
+            let table = concat!($qb_table, "_summary");
+            let Some(mut conn) = setup(table, &hooks) else {
+                return;
+            };
+            let statements = [
+                format!("INSERT INTO {table} (name) VALUES ('secret-a')"),
+                format!("SELECT name FROM {table} WHERE name = 'secret-a'"),
+                format!("UPDATE {table} SET name = 'secret-b' WHERE name = 'secret-a'"),
+                format!(
+                    "WITH recent AS (SELECT name FROM {table}) SELECT COUNT(*) AS n FROM recent"
+                ),
+                format!("SELECT a.name FROM {table} a JOIN {table} b ON b.name = a.name"),
+                format!("DELETE FROM {table} WHERE name = 'secret-b'"),
+            ];
+            let (_, trace) = traced("summaries", || {
+                for sql in &statements {
+                    diesel::sql_query(sql.as_str())
+                        .execute(&mut conn)
+                        .expect(sql);
+                }
+            });
+            let spans = exact_spans(&memory, trace, statements.len() + 1);
+            let expected = [
+                (format!("INSERT {table}"), Some(table)),
+                (format!("SELECT {table}"), Some(table)),
+                (format!("UPDATE {table}"), Some(table)),
+                (format!("SELECT {table} SELECT"), None),
+                (format!("SELECT {table} {table}"), None),
+                (format!("DELETE {table}"), Some(table)),
+            ];
+            for (span, (name, collection)) in spans.iter().zip(&expected) {
+                assert_statement(span, name, $system);
+                assert_eq!(
+                    tag(span, "db.collection.name").as_deref(),
+                    *collection,
+                    "{name}"
+                );
+                assert!(!span.name().contains("secret"), "{span:?}");
+            }
+        }
+
+        #[test]
         fn syntax_error_is_an_error_span() {
             let memory = memory();
             let hooks = Hooks::default();

@@ -159,16 +159,10 @@ impl SqlTracer {
                         return;
                     }
                     span.peer = Some(Peer::Endpoint(inner.remote.clone()));
-                    crate::recycle::reserve(
-                        &mut span.tags,
-                        inner.fixed_tags.len() + statement.own_tags.len(),
-                    );
-                    span.tags.extend(
-                        statement
-                            .own_tags
-                            .iter()
-                            .map(|(k, v)| Tag::new(*k, v.clone())),
-                    );
+                    let own = statement.own_tags.as_deref().unwrap_or_default();
+                    crate::recycle::reserve(&mut span.tags, inner.fixed_tags.len() + own.len());
+                    span.tags
+                        .extend(own.iter().map(|(k, v)| Tag::new(*k, v.clone())));
                     span.tags.extend(inner.fixed_tags.iter().cloned());
                 });
                 SqlSpan {

@@ -25,8 +25,8 @@ pub struct SqlStatement {
     /// up, then each span carries copies.
     pub(super) template: Option<&'static SpanTemplate>,
     /// The tags of the statement itself (text, operation, summary, collection), for spans
-    /// that carry copies.
-    pub(super) own_tags: Arc<[(&'static str, Text)]>,
+    /// that carry copies (only without a template: a clone then costs nothing).
+    pub(super) own_tags: Option<Arc<[(&'static str, Text)]>>,
 }
 
 impl SqlStatement {
@@ -188,7 +188,7 @@ impl SqlTracer {
             summary,
             recorded,
             template,
-            own_tags: own.into(),
+            own_tags: template.is_none().then(|| own.into()),
         }
     }
 }
