@@ -75,12 +75,15 @@ fn main() -> Result<(), Box<dyn Error>> {
             .map(|cdn| {
                 tokio::spawn(
                     async move {
-                        tokio::time::sleep(Duration::from_millis(3)).await;
-                        tomograph::annotate("purged");
+                        // A span across `.await` is the future's own (a guard is not `Send`).
+                        async {
+                            tokio::time::sleep(Duration::from_millis(3)).await;
+                            tomograph::annotate("purged");
+                        }
+                        .traced_with(tomograph::span(format!("purge {cdn}")).kind(Kind::Client))
+                        .await
                     }
-                    // The task's own span (a guard is not `Send`: it cannot cross `.await`
-                    // in a spawned task).
-                    .traced_with(tomograph::span(format!("purge {cdn}")).kind(Kind::Client)),
+                    .in_current_trace(),
                 )
             })
             .collect();

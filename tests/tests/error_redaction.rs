@@ -11,8 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -29,6 +28,7 @@ use tomograph::testing::require_env;
 use tomograph::{Config, ConsoleBackend, FutureExt, LogBackend, ReporterOptions};
 use tomograph_diesel::DieselTracer;
 use tomograph_sqlx::TracedPool;
+use tomograph_test_support::collector::get_json;
 
 /// Every line the log backend wrote.
 static LOGGED: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -59,20 +59,6 @@ impl Write for Console {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn get(base: &str, path: &str) -> Value {
-    let authority = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(authority).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.contains(" 200 "), "{head}");
-    serde_json::from_str(body).unwrap()
 }
 
 fn statsd_names(admin: &str) -> Vec<String> {
@@ -348,8 +334,12 @@ fn database_errors_carry_no_bound_value_to_any_backend() {
     tomograph::flush(Duration::from_secs(10)).unwrap();
 
     // Zipkin: every span accepted; the default traces' messages masked but informative.
-    assert_eq!(get(&zipkin, "/_errors"), serde_json::json!([]));
-    let stored = get(&zipkin, "/_spans");
+    let zipkin = zipkin.trim_end_matches('/');
+    assert_eq!(
+        get_json(&format!("{zipkin}/_errors")),
+        serde_json::json!([])
+    );
+    let stored = get_json(&format!("{zipkin}/_spans"));
     let stored = stored.as_array().unwrap();
     let of = |trace: &str| -> Vec<Value> {
         stored

@@ -26,17 +26,9 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::{Instrumentation, InstrumentationEvent, LoadConnection};
 use diesel::prelude::*;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
-use tomograph::Config;
-use tomograph::testing::{DiscardBackend, bench_pairs};
 use tomograph_diesel::DieselTracer;
-use tracing_subscriber::layer::SubscriberExt;
-
-#[path = "../../benches/support/added_cost.rs"]
-mod added_cost;
-use added_cost::{Batch, added_costs};
+use tomograph_test_support::bench::peers::{install_fastrace, otel_dispatch};
+use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 
 const BATCH: u32 = 200;
 
@@ -48,32 +40,6 @@ use statement::{setup, simple_query, t};
 struct Nothing;
 impl Instrumentation for Nothing {
     fn on_connection_event(&mut self, _: InstrumentationEvent<'_>) {}
-}
-
-struct NullFastraceReporter;
-impl fastrace::collector::Reporter for NullFastraceReporter {
-    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        black_box(spans.len());
-    }
-}
-
-#[derive(Debug)]
-struct NullExporter;
-impl SpanExporter for NullExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch.len());
-        Ok(())
-    }
-}
-
-fn otel_dispatch() -> tracing::Dispatch {
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(NullExporter)
-        .build();
-    let tracer = provider.tracer("bench");
-    tracing::Dispatch::new(
-        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
-    )
 }
 
 fn timed(mut query: impl FnMut()) -> Duration {
@@ -170,14 +136,8 @@ fn compare<C>(
 }
 
 fn main() {
-    tomograph::init(
-        Config::builder()
-            .service_name("bench")
-            .backend(DiscardBackend::default())
-            .build(),
-    )
-    .expect("tracer");
-    fastrace::set_reporter(NullFastraceReporter, fastrace::collector::Config::default());
+    install_tomograph();
+    install_fastrace();
     let otel = otel_dispatch();
 
     let url = "file:tg_diesel_peers?mode=memory&cache=shared";

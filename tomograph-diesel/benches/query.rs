@@ -11,9 +11,9 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use diesel::connection::{Instrumentation, InstrumentationEvent, LoadConnection};
 use diesel::prelude::*;
-use tomograph::testing::{DiscardBackend, bench_pairs, interleaved_ratios};
-use tomograph::{Config, SpanId, TraceId, TraceToken};
+use tomograph::{SpanId, TraceId, TraceToken};
 use tomograph_diesel::DieselTracer;
+use tomograph_test_support::bench::{bench_pairs, install_tomograph, interleaved_ratios};
 
 #[path = "support/statement.rs"]
 mod statement;
@@ -195,13 +195,7 @@ fn same_connection<C: Connection>(
 }
 
 fn benches(c: &mut Criterion) {
-    tomograph::init(
-        Config::builder()
-            .service_name("bench")
-            .backend(DiscardBackend::default())
-            .build(),
-    )
-    .expect("tracer");
+    install_tomograph();
     group::<SqliteConnection>(
         c,
         "diesel_sqlite",

@@ -12,30 +12,13 @@ use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use rusqlite::Connection;
-use tomograph::testing::{DiscardBackend, bench_pairs};
-use tomograph::{Config, ReporterOptions};
 use tomograph_rusqlite::{TracedConnection, sql_tracer};
-use tracing_subscriber::layer::SubscriberExt;
-
-#[path = "../../benches/support/added_cost.rs"]
-mod added_cost;
-use added_cost::{Batch, added_costs};
+use tomograph_test_support::bench::peers::otel_dispatch;
+use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 
 const BATCH: u32 = 2_000;
 const SQL: &str = "SELECT ?1";
-
-#[derive(Debug)]
-struct NullExporter;
-impl SpanExporter for NullExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch.len());
-        Ok(())
-    }
-}
 
 fn timed(mut statement: impl FnMut() -> i64) -> Duration {
     let start = Instant::now();
@@ -46,21 +29,8 @@ fn timed(mut statement: impl FnMut() -> i64) -> Duration {
 }
 
 fn main() {
-    tomograph::init(
-        Config::builder()
-            .service_name("bench")
-            .reporter(ReporterOptions::default().queue_capacity(1 << 16))
-            .backend(DiscardBackend::default())
-            .build(),
-    )
-    .expect("the only tracer");
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(NullExporter)
-        .build();
-    let otel = tracing::Dispatch::new(
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
-    );
+    install_tomograph();
+    let otel = otel_dispatch();
 
     let plain = Connection::open_in_memory().expect("open");
     let traced = TracedConnection::open_in_memory(sql_tracer().build()).expect("open");

@@ -12,19 +12,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::Connection;
-use tomograph::testing::{DiscardBackend, bench_pairs, interleaved_ratios};
-use tomograph::{Config, ReporterOptions, SpanId, TraceId, TraceToken};
+use tomograph::{SpanId, TraceId, TraceToken};
 use tomograph_rusqlite::{TracedConnection, TracedStatement, sql_tracer};
+use tomograph_test_support::bench::{bench_pairs, install_tomograph, interleaved_ratios};
 
 fn select(c: &mut Criterion) {
-    tomograph::init(
-        Config::builder()
-            .service_name("bench")
-            .reporter(ReporterOptions::default().queue_capacity(1 << 16))
-            .backend(DiscardBackend::default())
-            .build(),
-    )
-    .expect("the only tracer");
+    install_tomograph();
 
     let plain = Connection::open_in_memory().expect("open");
     let traced = TracedConnection::open_in_memory(sql_tracer().build()).expect("open");

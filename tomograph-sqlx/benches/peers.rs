@@ -16,40 +16,14 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use sqlx::{Database, Executor, Pool};
-use tomograph::testing::{DiscardBackend, bench_pairs};
-use tomograph::{Config, FutureExt, ReporterOptions};
+use tomograph::FutureExt;
 use tomograph_sqlx::{TracedDatabase, TracedPool};
+use tomograph_test_support::bench::peers::otel_dispatch;
+use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 use tracing::Instrument as _;
-use tracing_subscriber::layer::SubscriberExt;
-
-#[path = "../../benches/support/added_cost.rs"]
-mod added_cost;
-use added_cost::{Batch, added_costs};
 
 const BATCH: u32 = 200;
-
-#[derive(Debug)]
-struct NullExporter;
-impl SpanExporter for NullExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch.len());
-        Ok(())
-    }
-}
-
-fn otel_dispatch() -> tracing::Dispatch {
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(NullExporter)
-        .build();
-    let tracer = provider.tracer("bench");
-    tracing::Dispatch::new(
-        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
-    )
-}
 
 async fn select_one<'c, DB, E>(executor: E, sql: &'static str) -> i64
 where
@@ -123,14 +97,7 @@ fn compare<DB>(
 }
 
 fn main() {
-    tomograph::init(
-        Config::builder()
-            .service_name("bench")
-            .reporter(ReporterOptions::default().queue_capacity(65_536))
-            .backend(DiscardBackend::default())
-            .build(),
-    )
-    .expect("tracer installs once");
+    install_tomograph();
     let otel = otel_dispatch();
     // One thread: the statement's future runs where it is awaited.
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::{Database, Executor, Pool};
-use tomograph::testing::{DiscardBackend, bench_pairs, interleaved_ratios};
-use tomograph::{Config, FutureExt, ReporterOptions};
+use tomograph::FutureExt;
 use tomograph_sqlx::{TracedDatabase, TracedPool};
+use tomograph_test_support::bench::{bench_pairs, install_tomograph, interleaved_ratios};
 
 /// Runs `statement` `iters` times inside one root span; returns the time taken.
 fn run<F>(rt: &tokio::runtime::Runtime, iters: u64, mut statement: F) -> Duration
@@ -188,14 +188,7 @@ where
 }
 
 fn benches(c: &mut Criterion) {
-    tomograph::init(
-        Config::builder()
-            .service_name("bench")
-            .reporter(ReporterOptions::default().queue_capacity(65_536))
-            .backend(DiscardBackend::default())
-            .build(),
-    )
-    .expect("tracer installs once");
+    install_tomograph();
     // One thread: the statement's future runs where it is awaited (fewest thread hops, least
     // noise on a shared machine).
     let rt = tokio::runtime::Builder::new_current_thread()

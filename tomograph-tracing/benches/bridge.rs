@@ -7,35 +7,16 @@
 //! Run: `cargo bench -p tomograph-tracing --bench bridge`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fastrace_tracing::FastraceCompatLayer;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
-use tomograph::testing::DiscardBackend;
-use tomograph::{Config, ReporterOptions};
+use tomograph_test_support::bench::install_tomograph;
+use tomograph_test_support::bench::peers::{
+    chunked, install_fastrace, keep, otel_dispatch, tomograph_root,
+};
 use tomograph_tracing::{NoteLogger, TomographLayer};
 use tracing_subscriber::layer::SubscriberExt;
-
-const CHUNK: u64 = 256;
-
-struct NullFastraceReporter;
-impl fastrace::collector::Reporter for NullFastraceReporter {
-    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        black_box(spans.len());
-    }
-}
-
-#[derive(Debug)]
-struct NullExporter;
-impl SpanExporter for NullExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch.len());
-        Ok(())
-    }
-}
 
 /// The application's logger: prints nothing.
 struct NullLogger;
@@ -49,58 +30,16 @@ impl log::Log for NullLogger {
     fn flush(&self) {}
 }
 
-/// Times `op` `iters` times, in chunks run inside `scope` (which sets up a fresh root).
-fn chunked(iters: u64, mut scope: impl FnMut(&mut dyn FnMut()), mut op: impl FnMut()) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let n = CHUNK.min(iters - done);
-        scope(&mut || {
-            let start = Instant::now();
-            for _ in 0..n {
-                op();
-            }
-            total += start.elapsed();
-        });
-        done += n;
-    }
-    total
-}
-
 fn tracing_root(body: &mut dyn FnMut()) {
     let root = tracing::info_span!(parent: None, "root");
     let _e = root.enter();
     body();
 }
 
-fn tomograph_root(body: &mut dyn FnMut()) {
-    let _root = tomograph::span("root").root().start();
-    body();
-}
-
-#[inline(always)]
-fn keep<T>(value: T) {
-    black_box(&value);
-    drop(value);
-}
-
 fn benches(c: &mut Criterion) {
-    tomograph::init(
-        Config::builder()
-            .service_name("bench")
-            .reporter(ReporterOptions::default().queue_capacity(65_536))
-            .backend(DiscardBackend::default())
-            .build(),
-    )
-    .expect("tracer installs once");
-    fastrace::set_reporter(NullFastraceReporter, fastrace::collector::Config::default());
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(NullExporter)
-        .build();
-    let otel = tracing::Dispatch::new(
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
-    );
+    install_tomograph();
+    install_fastrace();
+    let otel = otel_dispatch();
     let bridge = tracing::Dispatch::new(tracing_subscriber::registry().with(TomographLayer::new()));
     let fastrace_default =
         tracing::Dispatch::new(tracing_subscriber::registry().with(FastraceCompatLayer::new()));
@@ -167,7 +106,6 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
-    drop(provider);
 }
 
 criterion_group! {

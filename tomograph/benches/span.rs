@@ -5,57 +5,15 @@
 //!
 //! Run: `cargo bench -p tomograph --bench span`.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
-use tomograph::testing::DiscardBackend;
-use tomograph::{Config, ReporterOptions, TraceToken};
-use tracing_subscriber::layer::SubscriberExt;
-
-const CHUNK: u64 = 256;
-
-struct NullFastraceReporter;
-impl fastrace::collector::Reporter for NullFastraceReporter {
-    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        black_box(spans.len());
-    }
-}
-
-#[derive(Debug)]
-struct NullExporter;
-impl SpanExporter for NullExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch.len());
-        Ok(())
-    }
-}
-
-/// Times `op` `iters` times, in chunks run inside `scope` (which sets up a fresh root).
-fn chunked(iters: u64, mut scope: impl FnMut(&mut dyn FnMut()), mut op: impl FnMut()) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let n = CHUNK.min(iters - done);
-        scope(&mut || {
-            let start = Instant::now();
-            for _ in 0..n {
-                op();
-            }
-            total += start.elapsed();
-        });
-        done += n;
-    }
-    total
-}
-
-fn tomograph_root(body: &mut dyn FnMut()) {
-    let _root = tomograph::span("root").root().start();
-    body();
-}
+use opentelemetry_sdk::trace::Sampler;
+use tomograph::TraceToken;
+use tomograph_test_support::bench::install_tomograph;
+use tomograph_test_support::bench::peers::{
+    chunked, install_fastrace, keep, otel_subscriber, tomograph_root,
+};
 
 fn fastrace_root(body: &mut dyn FnMut()) {
     let root = fastrace::Span::root("root", fastrace::collector::SpanContext::random());
@@ -77,34 +35,9 @@ fn tracing_root(body: &mut dyn FnMut()) {
     body();
 }
 
-fn otel_subscriber(sampler: Sampler) -> impl tracing::Subscriber + Send + Sync {
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(NullExporter)
-        .with_sampler(sampler)
-        .build();
-    let tracer = provider.tracer("bench");
-    tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer))
-}
-
-/// Keeps a span handle opaque to the optimizer and drops it, without copying it into
-/// `black_box`'s argument slot: that copy of a freshly written struct is a store-forwarding
-/// stall on x86 (≈ 6 ns here) that measures the benchmark, not the library.
-#[inline(always)]
-fn keep<T>(value: T) {
-    black_box(&value);
-    drop(value);
-}
-
 fn benches(c: &mut Criterion) {
-    tomograph::init(
-        Config::builder()
-            .service_name("bench")
-            .reporter(ReporterOptions::default().queue_capacity(65_536))
-            .backend(DiscardBackend::default())
-            .build(),
-    )
-    .expect("tracer installs once");
-    fastrace::set_reporter(NullFastraceReporter, fastrace::collector::Config::default());
+    install_tomograph();
+    install_fastrace();
     let registry = tracing_subscriber::registry();
     let otel = otel_subscriber(Sampler::AlwaysOn);
     let otel_off = otel_subscriber(Sampler::AlwaysOff);

@@ -34,6 +34,13 @@
 //! [statsd]: https://github.com/statsd/statsd
 #![warn(missing_docs)]
 
+// The modules in layers, each using only those below it (`scripts/check-layers` fails on an
+// import cycle): text, clock, error; env (the `TOMOGRAPH_*` variables); model (ids, endpoints,
+// tags, notes, the span, tokens, the interner); propagation (header formats), recycle;
+// backend (the `Backend` trait and the built-in backends); report (queue, batches,
+// accounting); config; tracer; context (the span stack, async frames, abandoned frames);
+// handle (builder, guard, detached span, `FutureExt`); then seed (the seed's free
+// functions), http, sql, and testing.
 pub mod backend;
 mod clock;
 mod config;

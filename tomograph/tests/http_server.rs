@@ -12,14 +12,11 @@ use http_body_util::{BodyExt, Full};
 use tomograph::http::client::RequestBuilderExt;
 use tomograph::http::{TraceLayer, add_trace_info_header, start_http};
 use tomograph::testing::{memory_tracer, wait_for_trace};
-use tomograph::{FutureExt, Kind, Span, SpanId, TraceId, TraceToken};
+use tomograph::{FutureExt, Kind, SpanId, TraceId, TraceToken};
+use tomograph_test_support::spans::tag_text as tag;
 use tower::{Layer, ServiceExt, service_fn};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn tag(span: &Span, key: &str) -> Option<String> {
-    span.tag_value(key).map(ToString::to_string)
-}
 
 fn remote_parent() -> TraceToken {
     TraceToken::new(TraceId::random(false), SpanId::random(), true)

@@ -18,6 +18,7 @@ use tomograph::backend::zipkin::{Encoding, ZipkinBackend};
 use tomograph::{
     Endpoint, Kind, Note, Reporter, ReporterOptions, Span, SpanId, TagValue, Timestamp, TraceId,
 };
+use tomograph_test_support::collector::{assert_no_rejections, try_get_json};
 
 fn collector() -> Option<String> {
     tomograph::testing::require_env("TOMOGRAPH_TEST_ZIPKIN_URL")
@@ -293,24 +294,6 @@ fn expected_via_thrift(span: &Span) -> Value {
     v
 }
 
-fn get_json(url: &str) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let mut response = agent.get(url).call().expect("collector reachable");
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_to_vec().expect("body");
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-fn assert_no_rejections(base: &str) {
-    let (status, errors) = get_json(&format!("{base}/_errors"));
-    assert_eq!(status, 200);
-    assert_eq!(errors, json!([]), "the collector rejected something");
-}
-
 /// Sends `spans` through a reporter into `backend` and waits for delivery.
 fn deliver(backend: ZipkinBackend, spans: &[Span]) {
     let reporter = Reporter::start(
@@ -336,7 +319,7 @@ fn sorted_by_id(mut spans: Vec<Value>) -> Vec<Value> {
 /// Checks the collector holds exactly `expected(span)` for every span of `spans`' traces.
 fn assert_stored(base: &str, spans: &[Span], expected: fn(&Span) -> Value) {
     for trace in trace_ids(spans) {
-        let (status, stored) = get_json(&format!("{base}/api/v2/trace/{trace}"));
+        let (status, stored) = try_get_json(&format!("{base}/api/v2/trace/{trace}"));
         assert_eq!(status, 200, "trace {trace} not stored");
         let stored = sorted_by_id(stored.as_array().cloned().unwrap_or_default());
         let want = sorted_by_id(

@@ -24,6 +24,7 @@ use tomograph::backend::zipkin::{Encoding, ZipkinBackend};
 use tomograph::{
     Backend, BackendStats, Endpoint, Reporter, ReporterOptions, Span, SpanId, Timestamp, TraceId,
 };
+use tomograph_test_support::collector::{assert_no_rejections, get_json};
 
 /// Readers: tests that only use their own queues. Writer: a test that stops the broker or
 /// closes every connection.
@@ -255,26 +256,6 @@ fn post(collector: &str, message: &Message) {
     let status = response.status().as_u16();
     let answer = response.body_mut().read_to_string().unwrap_or_default();
     assert_eq!(status, 202, "collector refused a message body: {answer}");
-}
-
-fn get_json(url: &str) -> Value {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut response = agent.get(url).call().expect("collector reachable");
-    assert_eq!(response.status().as_u16(), 200, "{url}");
-    let body = response.body_mut().read_to_vec().expect("body");
-    serde_json::from_slice(&body).expect("json")
-}
-
-fn assert_no_rejections(collector: &str) {
-    assert_eq!(
-        get_json(&format!("{collector}/_errors")),
-        Value::Array(vec![]),
-        "the collector rejected something"
-    );
 }
 
 /// Every message is persistent and accepted by the collector; returns the spans in the JSON

@@ -10,25 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tomograph::backend::zipkin::{Encoding, ZipkinBackend};
 use tomograph::{Endpoint, Kind, Reporter, ReporterOptions, Span, SpanId, Timestamp, TraceId};
-
-fn get_json(url: &str) -> Value {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let mut response = agent.get(url).call().expect("collector reachable");
-    let body = response.body_mut().read_to_vec().expect("body");
-    serde_json::from_slice(&body).unwrap_or(Value::Null)
-}
-
-fn put(url: &str) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    agent.put(url).send_empty().expect("collector answers PUT");
-}
+use tomograph_test_support::collector::{put, try_get_json};
 
 fn spans(n: u64) -> (TraceId, Vec<Span>) {
     let t0 = Timestamp::now();
@@ -71,7 +53,7 @@ fn send_and_read(scribe: &str, base: &str, trace: TraceId, spans: Vec<Span>) -> 
     // Retries (TRY_LATER) are paced by the backoff: wait for the collector to have them all.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let stored = loop {
-        let stored = get_json(&format!("{base}/api/v2/trace/{trace}"));
+        let (_, stored) = try_get_json(&format!("{base}/api/v2/trace/{trace}"));
         let stored = stored.as_array().cloned().unwrap_or_default();
         if stored.len() >= n || std::time::Instant::now() > deadline {
             break stored;
@@ -118,7 +100,7 @@ fn spans_sent_through_scribe_reach_the_collector_whole() {
     let (trace, sent) = spans(30);
     send_and_read(&scribe, base, trace, sent);
 
-    let errors = get_json(&format!("{base}/_errors"));
+    let (_, errors) = try_get_json(&format!("{base}/_errors"));
     let scribe_errors: Vec<&Value> = errors
         .as_array()
         .map(|e| {

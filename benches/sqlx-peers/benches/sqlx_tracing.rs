@@ -15,28 +15,12 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tomograph::FutureExt as _;
-use tomograph::testing::{DiscardBackend, bench_pairs};
+use tomograph_test_support::bench::peers::otel_dispatch;
+use tomograph_test_support::bench::{Batch, CostReport, added_costs, bench_pairs, install_tomograph};
 use tracing::Instrument as _;
-use tracing_subscriber::layer::SubscriberExt;
-
-#[path = "../../support/added_cost.rs"]
-mod added_cost;
-use added_cost::{Batch, CostReport, added_costs};
 
 const BATCH: u32 = 200;
-
-#[derive(Debug)]
-struct NullExporter;
-impl SpanExporter for NullExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch.len());
-        Ok(())
-    }
-}
 
 async fn batch<F: AsyncFnMut() -> i64>(mut statement: F) -> Duration {
     let start = Instant::now();
@@ -101,21 +85,8 @@ macro_rules! sqlx08_report {
 }
 
 fn main() {
-    tomograph::init(
-        tomograph::Config::builder()
-            .service_name("bench")
-            .reporter(tomograph::ReporterOptions::default().queue_capacity(65_536))
-            .backend(DiscardBackend::default())
-            .build(),
-    )
-    .expect("tracer installs once");
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(NullExporter)
-        .build();
-    let otel = tracing::Dispatch::new(
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
-    );
+    install_tomograph();
+    let otel = otel_dispatch();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

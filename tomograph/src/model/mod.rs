@@ -2,7 +2,9 @@
 //!
 //! A trace is a set of [`Span`]s sharing a [`TraceId`]; a span is a set of notes (timestamped
 //! annotations) plus [`Tag`]s. A span's extent is its first note (`start`) to its last
-//! (`stop`); the notes in between are its [`annotations`](Span::annotations).
+//! (`stop`); the notes in between are its [`annotations`](Span::annotations). A
+//! [`TraceToken`] is what it takes to continue a trace elsewhere; the interner makes what
+//! many spans share `'static`.
 
 mod endpoint;
 mod id;

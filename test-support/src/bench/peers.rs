@@ -1,0 +1,103 @@
+//! The benchmarks' peers (feature `peers`): no-op sinks for fastrace and OpenTelemetry, and
+//! the span benchmarks' timing in chunks under a fresh root.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Operations timed under one root: no implementation accumulates unbounded state.
+pub const CHUNK: u64 = 256;
+
+/// fastrace's reporter that keeps nothing.
+#[derive(Debug)]
+pub struct NullFastraceReporter;
+
+impl fastrace::collector::Reporter for NullFastraceReporter {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        black_box(spans.len());
+    }
+}
+
+/// OpenTelemetry's exporter that keeps nothing.
+#[derive(Debug)]
+pub struct NullExporter;
+
+impl SpanExporter for NullExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+/// `tracing` with a `Registry` and OpenTelemetry's layer: the SDK's batch processor into
+/// [`NullExporter`], sampling with `sampler`.
+pub fn otel_subscriber(sampler: Sampler) -> impl tracing::Subscriber + Send + Sync {
+    otel_layered(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(NullExporter)
+            .with_sampler(sampler)
+            .build(),
+    )
+}
+
+/// [`otel_subscriber`] with the SDK's default sampler, as a `Dispatch` to set per
+/// benchmark arm.
+pub fn otel_dispatch() -> tracing::Dispatch {
+    tracing::Dispatch::new(otel_layered(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(NullExporter)
+            .build(),
+    ))
+}
+
+fn otel_layered(provider: SdkTracerProvider) -> impl tracing::Subscriber + Send + Sync {
+    let tracer = provider.tracer("bench");
+    tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer))
+}
+
+/// Installs fastrace's no-op reporter.
+pub fn install_fastrace() {
+    fastrace::set_reporter(NullFastraceReporter, fastrace::collector::Config::default());
+}
+
+/// Times `op` `iters` times, in chunks of [`CHUNK`] run inside `scope` (which sets up a fresh
+/// root).
+pub fn chunked(
+    iters: u64,
+    mut scope: impl FnMut(&mut dyn FnMut()),
+    mut op: impl FnMut(),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = CHUNK.min(iters - done);
+        scope(&mut || {
+            let start = Instant::now();
+            for _ in 0..n {
+                op();
+            }
+            total += start.elapsed();
+        });
+        done += n;
+    }
+    total
+}
+
+/// A tomograph root around `body`.
+pub fn tomograph_root(body: &mut dyn FnMut()) {
+    let _root = tomograph::span("root").root().start();
+    body();
+}
+
+/// Keeps a span handle opaque to the optimizer and drops it, without copying it into
+/// `black_box`'s argument slot: that copy of a freshly written struct is a store-forwarding
+/// stall on x86 (≈ 6 ns here) that measures the benchmark, not the library.
+#[inline(always)]
+pub fn keep<T>(value: T) {
+    black_box(&value);
+    drop(value);
+}
