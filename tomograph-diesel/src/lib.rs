@@ -56,7 +56,10 @@
 //! quotes masked unless opted in) and note, and `error.type`: the
 //! [`DatabaseErrorKind`](diesel::result::DatabaseErrorKind) (`UniqueViolation`,
 //! `ForeignKeyViolation`, …) for errors from the database, else diesel's error variant.
-//! diesel does not expose the SQLSTATE, so `db.response.status_code` is not set; hooks can
+//! diesel exposes no status code — its `DatabaseErrorInformation` has the message, details,
+//! hint, table, column and constraint names, but not PostgreSQL's SQLSTATE, MySQL's error
+//! number or SQLite's result code — so `db.response.status_code` is not set, and
+//! `SqlErrorEvent::code` is `None` while `SqlErrorEvent::error_type` is the kind; hooks can
 //! downcast [`SqlErrorEvent::error`](tomograph::sql::SqlErrorEvent::error) to
 //! [`diesel::result::Error`].
 //!
