@@ -75,7 +75,7 @@ pub use self::pool::{
 pub use self::query::{normalize, operation, truncate};
 pub use self::redact::redact_message;
 pub use self::span::SqlSpan;
-pub use self::statement::{SqlStatement, summary_override, with_summary};
+pub use self::statement::{SqlStatement, Summarized, summarized, summary_override, with_summary};
 pub use self::summary::{MAX_SUMMARY_LEN, QuerySummary, summarize};
 pub use self::system::DbSystem;
 pub use self::tracer::{SqlTracer, SqlTracerBuilder, SqlTracerError};

@@ -2,7 +2,10 @@
 //! interned template of its spans' tags), and the per-thread cache in front of it.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use super::{
     MAX_SUMMARY_LEN, QueryText, SqlTracer, normalize, operation, recent, summarize, truncate,
@@ -65,9 +68,8 @@ thread_local! {
 /// life of the process.
 ///
 /// Statements start where the adapter calls into the driver: a rusqlite or diesel call inside
-/// `f`; for sqlx, the executor call (`fetch_one(&pool)`), which captures the summary, so the
-/// returned future can be awaited outside `f`. diesel-async starts its statements when the
-/// future is polled: call `with_summary` around that poll, or not at all.
+/// `f`. Async adapters (sqlx, diesel-async) start theirs when the statement's future is
+/// polled: wrap that future with [`summarized`] instead.
 ///
 /// ```
 /// use tomograph::sql::{DbSystem, SqlTracer, with_summary};
@@ -77,7 +79,10 @@ thread_local! {
 /// assert_eq!(db.statement("SELECT * FROM carts WHERE id = ?").summary(), "SELECT carts");
 /// ```
 pub fn with_summary<R>(summary: &str, f: impl FnOnce() -> R) -> R {
-    let summary = interned_summary(summary);
+    with_summary_static(interned_summary(summary), f)
+}
+
+fn with_summary_static<R>(summary: &'static str, f: impl FnOnce() -> R) -> R {
     let previous = SUMMARY.with(|s| s.replace(Some(summary)));
     struct Restore(Option<&'static str>);
     impl Drop for Restore {
@@ -88,6 +93,47 @@ pub fn with_summary<R>(summary: &str, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(previous);
     f()
+}
+
+/// Polls `future` with `summary` as the query summary of every statement it starts (as
+/// [`with_summary`] does for a closure): for async adapters, which start a statement when its
+/// future is polled (`sqlx::query(..).fetch_one(&pool)`, diesel-async).
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use tomograph::sql::{DbSystem, SqlTracer, summarized};
+/// let db = SqlTracer::builder(DbSystem::Postgres).build();
+/// let named = summarized("load cart", async { db.statement("SELECT * FROM carts").summary().to_owned() });
+/// assert_eq!(named.await, "load cart");
+/// # });
+/// ```
+pub fn summarized<F: Future>(summary: &str, future: F) -> Summarized<F> {
+    Summarized {
+        inner: future,
+        summary: interned_summary(summary),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future whose statements are named by one summary: see [`summarized`].
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Summarized<F> {
+        #[pin]
+        inner: F,
+        summary: &'static str,
+    }
+}
+
+impl<F: Future> Future for Summarized<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let summary = *this.summary;
+        let inner = this.inner;
+        with_summary_static(summary, || inner.poll(cx))
+    }
 }
 
 /// The summary [`with_summary`] set on this thread, if any (adapters that start statements
