@@ -160,7 +160,11 @@ fn a_request_is_one_trace_from_the_client_to_both_databases_in_zipkin() {
     );
     assert_eq!(parent_of(client)["id"], root["id"]);
 
-    let selects = named("select");
+    // Named by their query summaries.
+    let selects: Vec<&Value> = named("select tg_e2e_images")
+        .into_iter()
+        .chain(named("select"))
+        .collect();
     assert_eq!(selects.len(), 2, "one statement per database: {spans:#?}");
     let pg = selects
         .iter()

@@ -29,6 +29,22 @@
 //! # }
 //! ```
 
+//! Pool gauges: bb8 and deadpool report their state themselves; hand it to
+//! [`tomograph::sql::watch_pool`] (deadpool also counts the requests waiting):
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "postgres", feature = "deadpool"))]
+//! # fn gauges(pool: diesel_async::pooled_connection::deadpool::Pool<diesel_async::AsyncPgConnection>) {
+//! use tomograph::sql::{DbSystem, PoolState, watch_pool};
+//! let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+//! let _gauges = watch_pool(DbSystem::Postgres, "orders", move || {
+//!     let s = pool.status();
+//!     Some(PoolState::new(count(s.size - s.available), count(s.available), count(s.max_size))
+//!         .with_pending(count(s.waiting)))
+//! });
+//! # }
+//! ```
+
 use diesel::ConnectionResult;
 use diesel_async::AsyncConnection;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};

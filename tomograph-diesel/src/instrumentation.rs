@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 
 use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
 use diesel::result::{ConnectionError, DatabaseErrorKind, Error};
-use tomograph::sql::{SqlMode, SqlSpan};
+use tomograph::keys;
+use tomograph::sql::{SqlMode, SqlSpan, SqlTransaction, TransactionOutcome};
 use tomograph::{DetachedSpan, Kind, SpanId, TraceToken};
 
 use crate::query;
@@ -45,10 +46,10 @@ pub struct TracingInstrumentation {
 
 #[derive(Debug)]
 struct Transaction {
-    depth: u32,
     /// The span current when it began: statements run under that span belong to it.
     outer: Option<SpanId>,
-    span: DetachedSpan,
+    /// Its `TRANSACTION` span, built by [`tomograph::sql`] (one schema for every adapter).
+    span: SqlTransaction,
     state: TxState,
 }
 
@@ -58,7 +59,7 @@ enum TxState {
     Beginning,
     Open,
     /// `COMMIT` / `RELEASE` or `ROLLBACK` is running.
-    Ending(&'static str),
+    Ending(TransactionOutcome),
     /// `COMMIT` failed: diesel may roll back next (then the `ROLLBACK` belongs here), or the
     /// transaction is already over.
     CommitFailed,
@@ -95,15 +96,16 @@ impl TracingInstrumentation {
             if !self.config.health_checks && is_health_check(&text) {
                 None
             } else {
-                let mut span = match parent {
-                    Some(parent) => sql.start_child_of(&text, parent),
-                    None => sql.start(&text),
-                };
+                // In the open transaction, or where the statement runs.
+                let mut span = sql.start_under(&text, parent.or_else(tomograph::get_trace_info));
                 if let Some(binds) = binds {
                     span.parameters(|| query::bind_values(&binds));
                 }
                 Some(span)
             }
+        } else if sql.watches_slow() {
+            // Timed only: the text is read at the end, if the statement was slow.
+            Some(sql.start_timer())
         } else {
             None
         };
@@ -121,7 +123,16 @@ impl TracingInstrumentation {
     }
 
     fn query_finished(&mut self, query: &dyn DebugQuery, error: Option<&Error>) {
-        let span = self.statements.pop_front().flatten();
+        let mut span = self.statements.pop_front().flatten();
+        if let Some(span) = &mut span
+            && span.needs_statement()
+        {
+            let text = query::sql_of(query);
+            if !self.config.health_checks && is_health_check(&text) {
+                return self.transaction_statement_finished(error);
+            }
+            span.set_statement(&text);
+        }
         match error {
             None => {
                 if let Some(span) = span {
@@ -130,9 +141,9 @@ impl TracingInstrumentation {
             }
             Some(error) => {
                 let text = query::sql_of(query);
-                let mut span = span.unwrap_or_else(|| self.config.sql.untraced());
-                span.tag("error.type", error_type(error));
-                span.fail(&text, error, None);
+                let span = span.unwrap_or_else(|| self.config.sql.untraced());
+                // diesel exposes no SQLSTATE or error number: `error.type` is its kind.
+                span.fail_as(&text, error, None, Some(error_type(error)));
             }
         }
         self.transaction_statement_finished(error);
@@ -151,34 +162,31 @@ impl TracingInstrumentation {
         let outer = tomograph::get_trace_info().map(|t| t.span_id());
         let span = self.transaction_span(depth);
         self.transactions.push(Transaction {
-            depth,
             outer,
             span,
             state: TxState::Beginning,
         });
     }
 
-    fn transaction_span(&self, depth: u32) -> DetachedSpan {
-        if !self.config.transactions {
-            return DetachedSpan::none();
-        }
+    fn transaction_span(&self, depth: u32) -> SqlTransaction {
         let sql = &self.config.sql;
-        let parent = match self.transaction_parent() {
-            Some(parent) => Some(parent),
-            None if sql.would_trace() => tomograph::get_trace_info(),
-            None => return DetachedSpan::none(),
-        };
-        let mut span = sql.start_transaction_detached(parent);
-        span.tag("db.transaction.depth", depth);
-        span
+        if !self.config.transactions {
+            return sql.untraced_transaction(depth);
+        }
+        match self.transaction_parent() {
+            Some(parent) => sql.begin_transaction_under(Some(parent), depth),
+            None if sql.would_trace() => {
+                sql.begin_transaction_under(tomograph::get_trace_info(), depth)
+            }
+            None => sql.untraced_transaction(depth),
+        }
     }
 
-    fn transaction_ending(&mut self, depth: u32, outcome: &'static str) {
+    fn transaction_ending(&mut self, depth: u32, outcome: TransactionOutcome) {
         self.close_transactions_deeper_than(depth);
         if let Some(top) = self.transactions.last_mut()
-            && top.depth == depth
+            && top.span.depth() == depth
         {
-            top.span.annotate(outcome);
             top.state = TxState::Ending(outcome);
         }
     }
@@ -190,20 +198,20 @@ impl TracingInstrumentation {
         match (top.state, error) {
             (TxState::Open | TxState::CommitFailed, _) => {}
             (TxState::Beginning, None) => top.state = TxState::Open,
-            (TxState::Ending("commit"), Some(error)) if top.depth == 1 => {
+            (TxState::Ending(TransactionOutcome::Commit), Some(error)) if top.span.depth() == 1 => {
                 // diesel rolls back after a failed top-level COMMIT when the transaction is
                 // still open; keep the span for that ROLLBACK.
-                top.span.record_error(self.config.sql.error_message(error));
-                top.span.tag("error.type", error_type(error));
+                top.span.fail(error, None, Some(error_type(error)));
                 top.state = TxState::CommitFailed;
             }
             (TxState::Beginning | TxState::Ending(_), _) => {
-                if let TxState::Ending(outcome) = top.state {
-                    top.span.tag("db.transaction.outcome", outcome);
-                }
                 if let Some(error) = error {
-                    top.span.record_error(self.config.sql.error_message(error));
-                    top.span.tag("error.type", error_type(error));
+                    top.span.fail(error, None, Some(error_type(error)));
+                }
+                match top.state {
+                    TxState::Ending(outcome) => top.span.end(outcome),
+                    // BEGIN (or SAVEPOINT) failed: the transaction never began.
+                    _ => top.span.end(TransactionOutcome::Failed),
                 }
                 self.transactions.pop();
             }
@@ -220,14 +228,18 @@ impl TracingInstrumentation {
             && let Some(mut tx) = self.transactions.pop()
         {
             // The database ended it: a failed COMMIT commits nothing.
-            tx.span.tag("db.transaction.outcome", "rollback");
+            tx.span.end(TransactionOutcome::Rollback);
         }
     }
 
     /// Ends transactions diesel has left (a failed savepoint release, a connection reused
     /// after a broken transaction).
     fn close_transactions_deeper_than(&mut self, depth: u32) {
-        while self.transactions.last().is_some_and(|t| t.depth > depth) {
+        while self
+            .transactions
+            .last()
+            .is_some_and(|t| t.span.depth() > depth)
+        {
             self.transactions.pop();
         }
     }
@@ -243,7 +255,7 @@ impl TracingInstrumentation {
                     tomograph::span("connect")
                         .kind(Kind::Client)
                         .remote_endpoint(sql.remote_endpoint().clone())
-                        .tag("db.system.name", sql.system().name())
+                        .tag(keys::db::SYSTEM_NAME, sql.system().name())
                         .start_detached(),
                 );
             }
@@ -260,7 +272,7 @@ impl TracingInstrumentation {
             (Some(mut span), _) => {
                 if let Some(error) = error {
                     span.record_error(self.config.sql.error_message(error));
-                    span.tag("error.type", connection_error_type(error));
+                    span.tag(keys::ERROR_TYPE, connection_error_type(error));
                 }
             }
             (None, SqlMode::Annotations) if self.config.sql.is_enabled() => match error {
@@ -288,10 +300,10 @@ impl Instrumentation for TracingInstrumentation {
                 self.transaction_begun(depth.get());
             }
             InstrumentationEvent::CommitTransaction { depth, .. } => {
-                self.transaction_ending(depth.get(), "commit");
+                self.transaction_ending(depth.get(), TransactionOutcome::Commit);
             }
             InstrumentationEvent::RollbackTransaction { depth, .. } => {
-                self.transaction_ending(depth.get(), "rollback");
+                self.transaction_ending(depth.get(), TransactionOutcome::Rollback);
             }
             InstrumentationEvent::StartEstablishConnection { .. } => self.connect_started(),
             InstrumentationEvent::FinishEstablishConnection { error, .. } => {

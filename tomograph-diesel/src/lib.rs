@@ -28,7 +28,7 @@
 //! let spans = tomograph::testing::wait_for_trace(&memory, trace, 6, std::time::Duration::from_secs(5));
 //! let names: Vec<&str> = spans.iter().map(|s| s.name()).collect();
 //! // CREATE; BEGIN, INSERT, COMMIT inside TRANSACTION; the request
-//! assert_eq!(names, ["CREATE", "BEGIN", "INSERT", "COMMIT", "TRANSACTION", "request"]);
+//! assert_eq!(names, ["CREATE TABLE users", "BEGIN", "INSERT users", "COMMIT", "TRANSACTION", "request"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -56,14 +56,17 @@
 //! quotes masked unless opted in) and note, and `error.type`: the
 //! [`DatabaseErrorKind`](diesel::result::DatabaseErrorKind) (`UniqueViolation`,
 //! `ForeignKeyViolation`, …) for errors from the database, else diesel's error variant.
-//! diesel does not expose the SQLSTATE, so `db.response.status_code` is not set; hooks can
+//! diesel exposes no status code — its `DatabaseErrorInformation` has the message, details,
+//! hint, table, column and constraint names, but not PostgreSQL's SQLSTATE, MySQL's error
+//! number or SQLite's result code — so `db.response.status_code` is not set, and
+//! `SqlErrorEvent::code` is `None` while `SqlErrorEvent::error_type` is the kind; hooks can
 //! downcast [`SqlErrorEvent::error`](tomograph::sql::SqlErrorEvent::error) to
 //! [`diesel::result::Error`].
 //!
 //! | span | when | tags |
 //! |---|---|---|
-//! | `SELECT`, `INSERT`, … (CLIENT) | each statement | those of [`tomograph::sql`], `error.type` on failure; a note `statement cached` when diesel prepares it for its cache |
-//! | `TRANSACTION` | `BEGIN` … `COMMIT`/`ROLLBACK`; a nested one (savepoint) inside its parent | `db.system.name` (and `db.namespace`, `server.*`), `db.transaction.depth`, `db.transaction.outcome` (`commit`/`rollback`), a note `commit`/`rollback`; `error`, `error.type` when `BEGIN` or `COMMIT` fails |
+//! | `SELECT users`, `INSERT orders`, … (CLIENT; the query summary) | each statement | those of [`tomograph::sql`], `error.type` on failure; a note `statement cached` when diesel prepares it for its cache |
+//! | `TRANSACTION` | `BEGIN` … `COMMIT`/`ROLLBACK`; a nested one (savepoint) inside its parent | the schema of [`tomograph::sql::SqlTransaction`]: `db.system.name` (and `db.namespace`, `server.*`), `db.transaction.depth`, `db.transaction.outcome` (`commit`/`rollback`/`failed`), a note `commit`/`rollback`; `error`, `error.type` when `BEGIN` or `COMMIT` fails |
 //! | `connect` (CLIENT) | establishing a connection (default instrumentation only) | `db.system.name`; `error`, `error.type` on failure |
 //!
 //! A statement belongs to the open transaction when it runs under the span that was current

@@ -20,6 +20,8 @@
 use diesel::connection::Connection;
 use diesel::r2d2::{Builder, ConnectionManager, CustomizeConnection, Error, Pool, R2D2Connection};
 
+use tomograph::sql::{PoolState, PoolWatch};
+
 use crate::tracer::DieselTracer;
 
 /// An r2d2 [`CustomizeConnection`] that instruments every connection the pool opens. Give it
@@ -86,4 +88,37 @@ where
     C: R2D2Connection + Send + 'static,
 {
     Pool::builder().connection_customizer(Box::new(TracingCustomizer::new(tracer)))
+}
+
+/// Sends `pool`'s gauges to statsd (`db.{system}.pool.{name}.used`, `.idle`, `.max`) on
+/// tomograph's pool-gauge interval while the returned watch lives (and keeps the pool open):
+/// see [`tomograph::sql::watch_pool`].
+///
+/// ```
+/// use diesel::prelude::*;
+/// use diesel::r2d2::{ConnectionManager, Pool};
+/// use tomograph_diesel::DieselTracer;
+/// let tracer = DieselTracer::from_url(":memory:");
+/// let pool: Pool<ConnectionManager<SqliteConnection>> =
+///     tomograph_diesel::r2d2::pool_builder(tracer.clone()).max_size(2).build(ConnectionManager::new(":memory:"))?;
+/// let _gauges = tomograph_diesel::r2d2::watch_gauges(&pool, &tracer, "main");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn watch_gauges<C>(
+    pool: &Pool<ConnectionManager<C>>,
+    tracer: &DieselTracer,
+    name: &str,
+) -> PoolWatch
+where
+    C: R2D2Connection + Send + 'static,
+{
+    let pool = pool.clone();
+    tomograph::sql::watch_pool(tracer.sql().system(), name, move || {
+        let state = pool.state();
+        Some(PoolState::new(
+            state.connections.saturating_sub(state.idle_connections),
+            state.idle_connections,
+            pool.max_size(),
+        ))
+    })
 }

@@ -149,7 +149,7 @@ async fn postgres_async_transaction_and_unique_violation() {
     );
     let failed: Vec<_> = spans
         .iter()
-        .filter(|s| s.name() == "INSERT" && s.is_error())
+        .filter(|s| s.name() == format!("INSERT {table}") && s.is_error())
         .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].parent_id(), Some(tx.id()));

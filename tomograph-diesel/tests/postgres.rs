@@ -41,8 +41,8 @@ fn insert_returning_and_server_tags() {
     });
     assert!(id > 0);
     let spans = exact_spans(&memory, trace, 2);
-    let insert = one(&spans, "INSERT");
-    assert_statement(insert, "INSERT", "postgresql");
+    let insert = one(&spans, "INSERT tg_diesel_pg_returning");
+    assert_statement(insert, "INSERT tg_diesel_pg_returning", "postgresql");
     let text = tag(insert, "sql.query").unwrap();
     assert!(text.contains("RETURNING") && text.contains("$1"), "{text}");
     assert!(tag(insert, "server.address").is_some());

@@ -57,8 +57,8 @@ fn insert_returning() {
     });
     assert_eq!(id, 1);
     let spans = exact_spans(&memory, trace, 2);
-    let insert = one(&spans, "INSERT");
-    assert_statement(insert, "INSERT", "sqlite");
+    let insert = one(&spans, "INSERT t");
+    assert_statement(insert, "INSERT t", "sqlite");
     assert!(tag(insert, "sql.query").unwrap().contains("RETURNING"));
     assert!(
         has_note(insert, "statement cached"),
@@ -76,7 +76,7 @@ fn repeated_statement_is_cached_once() {
         }
     });
     let spans = exact_spans(&memory, trace, 3);
-    let selects: Vec<_> = spans.iter().filter(|s| s.name() == "SELECT").collect();
+    let selects: Vec<_> = spans.iter().filter(|s| s.name() == "SELECT t").collect();
     assert_eq!(selects.len(), 2);
     assert_eq!(
         selects
@@ -135,7 +135,7 @@ fn nested_transaction_is_a_savepoint_span_inside_the_transaction() {
     assert_eq!(one(&spans, "SAVEPOINT").parent_id(), Some(sp.id()));
     assert_eq!(one(&spans, "ROLLBACK").parent_id(), Some(sp.id()));
     assert_eq!(one(&spans, "COMMIT").parent_id(), Some(tx.id()));
-    let inserts: Vec<_> = spans.iter().filter(|s| s.name() == "INSERT").collect();
+    let inserts: Vec<_> = spans.iter().filter(|s| s.name() == "INSERT t").collect();
     assert_eq!(inserts.len(), 2);
     assert!(inserts.iter().any(|s| s.parent_id() == Some(tx.id())));
     assert!(inserts.iter().any(|s| s.parent_id() == Some(sp.id())));
@@ -157,7 +157,7 @@ fn statements_under_a_span_opened_in_a_transaction_are_its_children() {
     });
     let spans = exact_spans(&memory, trace, 6);
     let step = one(&spans, "step");
-    assert_eq!(one(&spans, "INSERT").parent_id(), Some(step.id()));
+    assert_eq!(one(&spans, "INSERT t").parent_id(), Some(step.id()));
     assert_eq!(
         one(&spans, "COMMIT").parent_id(),
         Some(one(&spans, "TRANSACTION").id())
@@ -179,7 +179,7 @@ fn transaction_spans_can_be_switched_off() {
     let spans = exact_spans(&memory, trace, 4);
     let root = root(&spans);
     assert!(spans.iter().all(|s| s.name() != "TRANSACTION"));
-    for name in ["BEGIN", "INSERT", "COMMIT"] {
+    for name in ["BEGIN", "INSERT t", "COMMIT"] {
         assert_eq!(one(&spans, name).parent_id(), Some(root.id()));
     }
 }
@@ -194,7 +194,7 @@ fn normalized_text_has_no_literals() {
             .unwrap();
     });
     let spans = exact_spans(&memory, trace, 2);
-    let insert = one(&spans, "INSERT");
+    let insert = one(&spans, "INSERT t");
     assert_eq!(
         tag(insert, "sql.query").as_deref(),
         Some("INSERT INTO t (id, name) VALUES (?, ?)")
@@ -211,7 +211,7 @@ fn text_off_keeps_only_the_operation() {
             .unwrap();
     });
     let spans = exact_spans(&memory, trace, 2);
-    let delete = one(&spans, "DELETE");
+    let delete = one(&spans, "DELETE t");
     assert_eq!(tag(delete, "sql.query"), None);
     assert_eq!(tag(delete, "db.query.text"), None);
     assert_eq!(tag(delete, "db.operation.name").as_deref(), Some("DELETE"));
@@ -228,7 +228,7 @@ fn long_text_is_capped() {
     });
     let spans = exact_spans(&memory, trace, 2);
     assert_eq!(
-        tag(one(&spans, "SELECT"), "sql.query").as_deref(),
+        tag(one(&spans, "SELECT t"), "sql.query").as_deref(),
         Some("SELECT id, name FROM…")
     );
 }
@@ -245,7 +245,7 @@ fn parameters_only_when_opted_in() {
                 .unwrap();
         });
         let spans = exact_spans(&memory, trace, 2);
-        let insert = one(&spans, "INSERT");
+        let insert = one(&spans, "INSERT t");
         let text = tag(insert, "sql.query").unwrap();
         assert!(
             !text.contains("binds") && !text.contains("bound-value"),

@@ -26,7 +26,14 @@ fn select(c: &mut Criterion) {
     let mut traced_stmt = traced.prepare("SELECT ?1").expect("prepare");
     let mut off_stmt = off.prepare("SELECT ?1").expect("prepare");
 
-    interleaved(&mut plain_stmt, &mut traced_stmt);
+    // The slow-statement check (a threshold no statement reaches): its cost on statements of
+    // unsampled traces, which it must time too.
+    let watched = TracedConnection::open_in_memory(
+        sql_tracer().slow_threshold(Duration::from_secs(1)).build(),
+    )
+    .expect("open");
+    let mut watched_stmt = watched.prepare("SELECT ?1").expect("prepare");
+    interleaved(&mut plain_stmt, &mut traced_stmt, &mut watched_stmt);
 
     let mut group = c.benchmark_group("rusqlite SELECT ?1");
     group.bench_function("untraced (rusqlite)", |b| {
@@ -92,7 +99,11 @@ enum Trace {
 /// in between; this prints ratios from alternating batches instead (see
 /// [`tomograph::testing::interleaved_ratios`]): the traced connection inside a sampled trace,
 /// inside an unsampled one (the common case under a sample rate), and outside any trace.
-fn interleaved(plain: &mut rusqlite::Statement<'_>, traced: &mut TracedStatement<'_>) {
+fn interleaved(
+    plain: &mut rusqlite::Statement<'_>,
+    traced: &mut TracedStatement<'_>,
+    watched: &mut TracedStatement<'_>,
+) {
     const BATCH: u32 = 20_000;
     fn timed(mut statement: impl FnMut() -> rusqlite::Result<i64>) -> Duration {
         let start = Instant::now();
@@ -128,6 +139,13 @@ fn interleaved(plain: &mut rusqlite::Statement<'_>, traced: &mut TracedStatement
             (
                 "traced, no trace",
                 Box::new(|| traced_batch(Trace::Outside)),
+            ),
+            (
+                "slow-statement threshold set, unsampled trace",
+                Box::new(|| {
+                    let _root = tomograph::span("bench root").child_of(unsampled).start();
+                    timed(|| watched.query_row([black_box(42i64)], |r| r.get::<_, i64>(0)))
+                }),
             ),
         ],
     );

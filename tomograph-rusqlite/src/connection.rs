@@ -46,7 +46,7 @@ const TEXT_CACHE_CAPACITY: usize = 128;
 ///
 /// let spans = tomograph::testing::wait_for_trace(&memory, trace, 4, std::time::Duration::from_secs(5));
 /// let names: Vec<&str> = spans.iter().map(|s| s.name()).collect();
-/// assert_eq!(names, ["CREATE", "INSERT", "SELECT", "request"]);
+/// assert_eq!(names, ["CREATE TABLE users", "INSERT users", "SELECT users", "request"]);
 /// assert_eq!(spans[1].tag_value("db.query.text").unwrap().to_string(), "INSERT INTO users (name) VALUES (?1)");
 /// # Ok::<(), rusqlite::Error>(())
 /// ```

@@ -42,7 +42,7 @@
 //!
 //! let spans = tomograph::testing::wait_for_trace(&memory, trace, 4, std::time::Duration::from_secs(5));
 //! let insert = &spans[1];
-//! assert_eq!(insert.name(), "INSERT");
+//! assert_eq!(insert.name(), "INSERT users");
 //! assert_eq!(insert.parent_id(), Some(spans[3].id()));
 //! assert_eq!(insert.tag_value("db.query.text").unwrap().to_string(), "INSERT INTO users (name) VALUES (?)");
 //! let failed = &spans[2];
@@ -93,7 +93,9 @@ mod transaction;
 pub use code::error_code;
 pub use connection::TracedConnection;
 #[cfg(feature = "r2d2")]
-pub use pool::{TracedPool, TracedPooledConnection, TracedSqliteConnectionManager};
+pub use pool::{
+    TracedPool, TracedPooledConnection, TracedSqliteConnectionManager, watch_pool_gauges,
+};
 pub use statement::{TracedAndThenRows, TracedMappedRows, TracedRows, TracedStatement};
 pub use transaction::TracedTransaction;
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use tomograph::sql::SqlTracer;
+use tomograph::sql::{DbSystem, PoolState, PoolWatch, SqlTracer};
 
 use crate::TracedConnection;
 
@@ -89,4 +89,28 @@ impl r2d2::ManageConnection for TracedSqliteConnectionManager {
     fn has_broken(&self, conn: &mut TracedConnection) -> bool {
         self.inner.has_broken(conn.inner_mut())
     }
+}
+
+/// Sends `pool`'s gauges to statsd (`db.sqlite.pool.{name}.used`, `.idle`, `.max`) on
+/// tomograph's pool-gauge interval while the returned watch lives (and keeps the pool open):
+/// see [`tomograph::sql::watch_pool`].
+///
+/// ```
+/// use tomograph_rusqlite::{TracedPool, TracedSqliteConnectionManager};
+/// let pool: TracedPool = tomograph_rusqlite::r2d2::Pool::builder()
+///     .max_size(2)
+///     .build(TracedSqliteConnectionManager::memory(tomograph_rusqlite::sql_tracer().build()))
+///     .unwrap();
+/// let _gauges = tomograph_rusqlite::watch_pool_gauges(&pool, "cache");
+/// ```
+pub fn watch_pool_gauges(pool: &TracedPool, name: &str) -> PoolWatch {
+    let pool = pool.clone();
+    tomograph::sql::watch_pool(DbSystem::Sqlite, name, move || {
+        let state = pool.state();
+        Some(PoolState::new(
+            state.connections.saturating_sub(state.idle_connections),
+            state.idle_connections,
+            pool.max_size(),
+        ))
+    })
 }

@@ -77,7 +77,7 @@ impl<'conn> Stmt<'conn> {
 ///     root.token().unwrap().trace_id()
 /// };
 /// let spans = tomograph::testing::wait_for_trace(&memory, trace, 3, std::time::Duration::from_secs(5));
-/// assert_eq!(spans[0].name(), "SELECT");
+/// assert_eq!(spans[0].name(), "SELECT t");
 /// assert_eq!(spans[0].tag_value("db.response.returned_rows").unwrap().to_string(), "2");
 /// # Ok::<(), rusqlite::Error>(())
 /// ```
@@ -190,8 +190,7 @@ impl<'conn> TracedStatement<'conn> {
     pub fn query<P: Params>(&mut self, params: P) -> rusqlite::Result<TracedRows<'_>> {
         let tracer = self.tracer;
         let sql: &str = &self.prepared.sql;
-        let mut span = tracer
-            .would_trace()
+        let mut span = (tracer.would_trace() || tracer.watches_slow())
             .then(|| tracer.start_statement(self.prepared.statement(tracer)));
         match self.stmt.get_mut().query(params) {
             Ok(rows) => {
@@ -200,6 +199,10 @@ impl<'conn> TracedStatement<'conn> {
                         rows.as_ref()
                             .map_or_else(Vec::new, |stmt| crate::params::describe(stmt, sql))
                     });
+                }
+                if let Some(span) = &mut span {
+                    // Every query reports its rows, none included.
+                    span.count_rows(0);
                 }
                 Ok(TracedRows {
                     rows,
@@ -265,7 +268,7 @@ impl<'conn> TracedStatement<'conn> {
         done: impl FnOnce(&mut SqlSpan, &T),
     ) -> rusqlite::Result<T> {
         let tracer = self.tracer;
-        if !tracer.would_trace() {
+        if !tracer.would_trace() && !tracer.watches_slow() {
             let result = call(self.stmt.get_mut());
             if let Err(e) = &result {
                 fail(tracer.start(&self.prepared.sql), &self.prepared.sql, e);
@@ -314,23 +317,22 @@ impl<'stmt> TracedRows<'stmt> {
         match self.rows.next() {
             Ok(Some(row)) => {
                 self.count += 1;
+                if let Some(span) = &mut self.span {
+                    span.count_rows(1);
+                }
                 Ok(Some(row))
             }
             Ok(None) => {
                 if let Some(span) = self.span.take() {
-                    span.finish_with_rows(self.count);
+                    span.finish();
                 }
                 Ok(None)
             }
             Err(e) => {
-                let span = match self.span.take() {
-                    Some(span) => {
-                        let mut span = span;
-                        span.returned_rows(self.count);
-                        span
-                    }
-                    None => self.tracer.start(self.sql),
-                };
+                let span = self
+                    .span
+                    .take()
+                    .unwrap_or_else(|| self.tracer.start(self.sql));
                 fail(span, self.sql, &e);
                 Err(e)
             }
@@ -362,8 +364,9 @@ impl<'stmt> TracedRows<'stmt> {
 
 impl Drop for TracedRows<'_> {
     fn drop(&mut self) {
+        // The span tags the rows it counted.
         if let Some(span) = self.span.take() {
-            span.finish_with_rows(self.count);
+            span.finish();
         }
     }
 }

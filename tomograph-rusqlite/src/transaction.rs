@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::Deref;
 
 use rusqlite::{DropBehavior, TransactionBehavior};
-use tomograph::SpanGuard;
+use tomograph::sql::{SqlTransaction, TransactionOutcome};
 
 use crate::TracedConnection;
 
@@ -39,7 +39,7 @@ use crate::TracedConnection;
 /// };
 /// let spans = tomograph::testing::wait_for_trace(&memory, trace, 5, std::time::Duration::from_secs(5));
 /// let names: Vec<&str> = spans.iter().map(|s| s.name()).collect();
-/// assert_eq!(names, ["BEGIN", "INSERT", "COMMIT", "TRANSACTION", "transfer"]);
+/// assert_eq!(names, ["BEGIN", "INSERT t", "COMMIT", "TRANSACTION", "transfer"]);
 /// let transaction = spans[3].id();
 /// assert!(spans[..3].iter().all(|s| s.parent_id() == Some(transaction)));
 /// # Ok::<(), rusqlite::Error>(())
@@ -48,7 +48,10 @@ pub struct TracedTransaction<'conn> {
     conn: &'conn TracedConnection,
     drop_behavior: DropBehavior,
     open: bool,
-    span: SpanGuard,
+    /// The `TRANSACTION` span ([`SqlTransaction`]: one schema for every adapter).
+    span: SqlTransaction,
+    /// The savepoint's name (`None` for the transaction itself).
+    savepoint: Option<String>,
 }
 
 impl fmt::Debug for TracedTransaction<'_> {
@@ -56,6 +59,7 @@ impl fmt::Debug for TracedTransaction<'_> {
         f.debug_struct("TracedTransaction")
             .field("drop_behavior", &self.drop_behavior)
             .field("open", &self.open)
+            .field("depth", &self.span.depth())
             .finish_non_exhaustive()
     }
 }
@@ -78,20 +82,60 @@ impl<'conn> TracedTransaction<'conn> {
             TransactionBehavior::Exclusive => ("BEGIN EXCLUSIVE", "exclusive"),
             _ => ("BEGIN DEFERRED", "deferred"),
         };
-        let span = conn.tracer().start_transaction();
-        span.tag("db.transaction.behavior", name);
+        let mut span = conn.tracer().begin_transaction(1);
+        span.behavior(name);
+        Self::open(conn, span, sql, None)
+    }
+
+    fn open(
+        conn: &'conn TracedConnection,
+        mut span: SqlTransaction,
+        sql: &str,
+        savepoint: Option<String>,
+    ) -> rusqlite::Result<Self> {
         match conn.execute_batch(sql) {
             Ok(()) => Ok(Self {
                 conn,
                 drop_behavior: DropBehavior::Rollback,
                 open: true,
                 span,
+                savepoint,
             }),
             Err(e) => {
-                span.record_error(conn.tracer().error_message(&e));
+                span.fail(&e, crate::error_code(&e), None);
+                span.end(TransactionOutcome::Failed);
                 Err(e)
             }
         }
+    }
+
+    /// Starts a savepoint inside this transaction (or savepoint), like rusqlite's
+    /// `Transaction::savepoint`: a nested `TRANSACTION` span (its `db.transaction.depth` one
+    /// more than this one's) around `SAVEPOINT`, the statements run through it, and
+    /// `RELEASE` (commit) or `ROLLBACK TO` (rollback, also on drop by default). The savepoint
+    /// is a transaction with rusqlite's API: [`commit`](Self::commit),
+    /// [`rollback`](Self::rollback), [`savepoint`](Self::savepoint) again.
+    ///
+    /// ```
+    /// let mut db = tomograph_rusqlite::TracedConnection::open_in_memory(tomograph_rusqlite::sql_tracer().build())?;
+    /// db.execute_batch("CREATE TABLE t (x INTEGER)")?;
+    /// let mut tx = db.transaction()?;
+    /// tx.execute("INSERT INTO t VALUES (1)", [])?;
+    /// {
+    ///     let sp = tx.savepoint()?;
+    ///     sp.execute("INSERT INTO t VALUES (2)", [])?;
+    ///     sp.rollback()?; // only the second row goes
+    /// }
+    /// tx.commit()?;
+    /// let n: i64 = db.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), rusqlite::Error>(())
+    /// ```
+    pub fn savepoint(&mut self) -> rusqlite::Result<TracedTransaction<'_>> {
+        let depth = self.span.depth() + 1;
+        let name = format!("tomograph_sp_{depth}");
+        let span = self.conn.tracer().begin_transaction(depth);
+        TracedTransaction::open(self.conn, span, &format!("SAVEPOINT {name}"), Some(name))
     }
 
     /// What happens when the transaction is dropped open: roll back (the default), commit,
@@ -105,15 +149,15 @@ impl<'conn> TracedTransaction<'conn> {
         self.drop_behavior = drop_behavior;
     }
 
-    /// Commits (a `COMMIT` span). On failure the transaction is rolled back, as rusqlite
-    /// does, and the error returned.
+    /// Commits (a `COMMIT` span; for a savepoint, `RELEASE`). On failure the transaction is
+    /// rolled back, as rusqlite does, and the error returned.
     pub fn commit(mut self) -> rusqlite::Result<()> {
-        self.end("COMMIT", "commit")
+        self.end(TransactionOutcome::Commit)
     }
 
-    /// Rolls back (a `ROLLBACK` span).
+    /// Rolls back (a `ROLLBACK` span; for a savepoint, `ROLLBACK TO` and `RELEASE`).
     pub fn rollback(mut self) -> rusqlite::Result<()> {
-        self.end("ROLLBACK", "rollback")
+        self.end(TransactionOutcome::Rollback)
     }
 
     /// Ends the transaction as its drop behaviour says, returning the error a drop would
@@ -122,14 +166,20 @@ impl<'conn> TracedTransaction<'conn> {
         self.finish_()
     }
 
-    fn end(&mut self, sql: &str, outcome: &'static str) -> rusqlite::Result<()> {
-        let result = self.conn.execute_batch(sql);
+    fn end(&mut self, outcome: TransactionOutcome) -> rusqlite::Result<()> {
+        let sql = match (&self.savepoint, outcome) {
+            (None, TransactionOutcome::Commit) => "COMMIT".to_owned(),
+            (None, _) => "ROLLBACK".to_owned(),
+            (Some(name), TransactionOutcome::Commit) => format!("RELEASE {name}"),
+            (Some(name), _) => format!("ROLLBACK TO {name}; RELEASE {name}"),
+        };
+        let result = self.conn.execute_batch(&sql);
         match &result {
             Ok(()) => {
                 self.open = false;
-                self.span.tag("db.transaction.outcome", outcome);
+                self.span.end(outcome);
             }
-            Err(e) => self.span.record_error(self.conn.tracer().error_message(e)),
+            Err(e) => self.span.fail(e, crate::error_code(e), None),
         }
         result
     }
@@ -142,8 +192,8 @@ impl<'conn> TracedTransaction<'conn> {
         }
         match self.drop_behavior {
             DropBehavior::Commit => self
-                .end("COMMIT", "commit")
-                .or_else(|_| self.end("ROLLBACK", "rollback")),
+                .end(TransactionOutcome::Commit)
+                .or_else(|_| self.end(TransactionOutcome::Rollback)),
             DropBehavior::Ignore => {
                 self.open = false;
                 Ok(())
@@ -152,7 +202,7 @@ impl<'conn> TracedTransaction<'conn> {
             DropBehavior::Panic if !std::thread::panicking() => {
                 panic!("Transaction dropped unexpectedly.")
             }
-            _ => self.end("ROLLBACK", "rollback"),
+            _ => self.end(TransactionOutcome::Rollback),
         }
     }
 }

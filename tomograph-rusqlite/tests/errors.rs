@@ -40,8 +40,8 @@ fn same_error<T: std::fmt::Debug, U: std::fmt::Debug>(
     traced
 }
 
-fn assert_failed(span: &Span, operation: &str, code: &str) {
-    assert_eq!(span.name(), operation);
+fn assert_failed(span: &Span, name: &str, code: &str) {
+    assert_eq!(span.name(), name);
     assert!(span.is_error(), "{span:?}");
     assert!(has_note(span, "error"));
     assert_eq!(
@@ -76,7 +76,13 @@ fn syntax_errors_in_execute_and_prepare() {
     let spans = spans(trace, 5);
     assert_eq!(
         names(&spans),
-        ["SELECT", "INSERT", "DELETE", "CREATE", "syntax"]
+        [
+            "SELECT",
+            "INSERT nowhere",
+            "DELETE users",
+            "CREATE TABLE",
+            "syntax"
+        ]
     );
     for span in &spans[..4] {
         assert_failed(span, span.name(), "SQLITE_ERROR");
@@ -104,9 +110,17 @@ fn constraint_violations() {
     });
     assert_eq!(get(&count), 2);
     let spans = spans(trace, 4);
-    assert_eq!(names(&spans), ["INSERT", "INSERT", "INSERT", "constraints"]);
-    assert_failed(&spans[0], "INSERT", "SQLITE_CONSTRAINT_UNIQUE");
-    assert_failed(&spans[1], "INSERT", "SQLITE_CONSTRAINT_NOTNULL");
+    assert_eq!(
+        names(&spans),
+        [
+            "INSERT users",
+            "INSERT users",
+            "INSERT users",
+            "constraints"
+        ]
+    );
+    assert_failed(&spans[0], "INSERT users", "SQLITE_CONSTRAINT_UNIQUE");
+    assert_failed(&spans[1], "INSERT users", "SQLITE_CONSTRAINT_NOTNULL");
     assert!(!spans[2].is_error());
 }
 
@@ -130,7 +144,7 @@ fn busy_database() {
     );
     assert_eq!(get(&count), 1);
     let spans = spans(trace, 2);
-    assert_failed(&spans[0], "SELECT", "SQLITE_BUSY");
+    assert_failed(&spans[0], "SELECT t", "SQLITE_BUSY");
     holder.execute_batch("COMMIT").unwrap();
     drop((holder, db));
     let _ = std::fs::remove_file(path);
@@ -164,7 +178,7 @@ fn locked_table_in_a_shared_cache() {
     );
     assert_eq!(get(&count), 1);
     let spans = spans(trace, 2);
-    assert_failed(&spans[0], "SELECT", "SQLITE_LOCKED_SHAREDCACHE");
+    assert_failed(&spans[0], "SELECT t", "SQLITE_LOCKED_SHAREDCACHE");
     writer.execute_batch("ROLLBACK").unwrap();
 }
 
@@ -186,7 +200,7 @@ fn error_while_reading_rows_closes_the_span_with_the_rows_read() {
     });
     assert_eq!(get(&count), 1);
     let spans = spans(trace, 2);
-    assert_failed(&spans[0], "SELECT", "SQLITE_ERROR");
+    assert_failed(&spans[0], "SELECT users", "SQLITE_ERROR");
     assert!(
         tag(&spans[0], "error")
             .unwrap()
@@ -217,8 +231,8 @@ fn rusqlite_errors_are_recorded_with_their_name() {
     let spans = spans(trace, 5);
     assert_failed(&spans[0], "SELECT", "InvalidParameterCount");
     assert_failed(&spans[1], "SELECT", "ExecuteReturnedResults");
-    assert_failed(&spans[2], "SELECT", "QueryReturnedMoreThanOneRow");
-    assert_failed(&spans[3], "SELECT", "InvalidColumnType");
+    assert_failed(&spans[2], "SELECT users", "QueryReturnedMoreThanOneRow");
+    assert_failed(&spans[3], "SELECT users", "InvalidColumnType");
 }
 
 #[test]

@@ -70,8 +70,8 @@ fn eight_connections_eight_threads() {
             assert_eq!(tag(span, "db.system.name").as_deref(), Some("sqlite"));
             assert_eq!(tag(span, "db.namespace").as_deref(), Some("main"));
         }
-        let inserts = spans.iter().filter(|s| s.name() == "INSERT").count();
-        let selects = spans.iter().filter(|s| s.name() == "SELECT").count();
+        let inserts = spans.iter().filter(|s| s.name() == "INSERT hits").count();
+        let selects = spans.iter().filter(|s| s.name() == "SELECT hits").count();
         assert_eq!((inserts, selects), (ROUNDS as usize, ROUNDS as usize));
     }
     drop(pool);
@@ -100,5 +100,8 @@ fn shared_memory_pool_and_tracer_switch() {
     });
     let spans = spans(trace, 4);
     let names: Vec<&str> = spans.iter().map(|s| s.name()).collect();
-    assert_eq!(names, ["CREATE", "INSERT", "SELECT", "memory pool"]);
+    assert_eq!(
+        names,
+        ["CREATE TABLE t", "INSERT t", "SELECT t", "memory pool"]
+    );
 }

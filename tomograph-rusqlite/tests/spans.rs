@@ -16,8 +16,11 @@ fn db() -> TracedConnection {
     db
 }
 
-fn assert_statement(span: &Span, parent: &Span, operation: &str, text: &str) {
-    assert_eq!(span.name(), operation);
+/// `name`: the query summary (`INSERT users`), whose first word is the operation.
+fn assert_statement(span: &Span, parent: &Span, name: &str, text: &str) {
+    let operation = name.split(' ').next().unwrap_or(name);
+    assert_eq!(span.name(), name);
+    assert_eq!(tag(span, "db.query.summary").as_deref(), Some(name));
     assert_eq!(span.kind(), Some(Kind::Client));
     assert_eq!(span.parent_id(), Some(parent.id()));
     assert_eq!(span.trace_id(), parent.trace_id());
@@ -53,18 +56,26 @@ fn connection_statements_are_children_of_the_current_span() {
     });
     assert_eq!(name, "secret-ada");
     let spans = spans(trace, 4);
-    assert_eq!(names(&spans), ["CREATE", "INSERT", "SELECT", "connection"]);
+    assert_eq!(
+        names(&spans),
+        [
+            "CREATE TABLE users",
+            "INSERT users",
+            "SELECT users",
+            "connection"
+        ]
+    );
     let root = &spans[3];
     assert_statement(
         &spans[0],
         root,
-        "CREATE",
+        "CREATE TABLE users",
         "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)",
     );
     assert_statement(
         &spans[1],
         root,
-        "INSERT",
+        "INSERT users",
         "INSERT INTO users (name) VALUES (?1)",
     );
     assert_eq!(
@@ -74,7 +85,7 @@ fn connection_statements_are_children_of_the_current_span() {
     assert_statement(
         &spans[2],
         root,
-        "SELECT",
+        "SELECT users",
         "SELECT name FROM users WHERE id = ?1",
     );
     assert_eq!(
@@ -104,7 +115,10 @@ fn on_file_database_with_namespace() {
     });
     assert_eq!(count, (1, 2));
     let spans = spans(trace, 4);
-    assert_eq!(names(&spans), ["CREATE", "SELECT", "UPDATE", "file"]);
+    assert_eq!(
+        names(&spans),
+        ["CREATE TABLE t", "SELECT t", "UPDATE t", "file"]
+    );
     assert_eq!(tag(&spans[1], "db.namespace").as_deref(), Some("main"));
     assert_eq!(
         tag(&spans[2], "db.response.affected_rows").as_deref(),
@@ -130,10 +144,13 @@ fn statements_are_children_of_the_innermost_manual_span() {
         drop(inner);
     });
     let spans = spans(trace, 4);
-    assert_eq!(names(&spans), ["INSERT", "DELETE", "inner", "outer"]);
+    assert_eq!(
+        names(&spans),
+        ["INSERT users", "DELETE users", "inner", "outer"]
+    );
     let (inner, outer) = (find(&spans, "inner"), find(&spans, "outer"));
-    assert_eq!(find(&spans, "INSERT").parent_id(), Some(outer.id()));
-    assert_eq!(find(&spans, "DELETE").parent_id(), Some(inner.id()));
+    assert_eq!(find(&spans, "INSERT users").parent_id(), Some(outer.id()));
+    assert_eq!(find(&spans, "DELETE users").parent_id(), Some(inner.id()));
     assert_eq!(inner.parent_id(), Some(outer.id()));
 }
 
@@ -175,7 +192,7 @@ fn statements_in_traced_futures_on_a_multi_thread_runtime() {
             .filter(|s| s.parent_id() == Some(task.id()))
             .map(Span::name)
             .collect();
-        assert_eq!(children, ["INSERT", "SELECT"], "task {i}");
+        assert_eq!(children, ["INSERT users", "SELECT users"], "task {i}");
     }
 }
 
@@ -221,8 +238,16 @@ fn prepared_and_cached_statements() {
     assert_eq!(
         names(&spans),
         [
-            "INSERT", "INSERT", "INSERT", "INSERT", "SELECT", "SELECT", "SELECT", "SELECT",
-            "SELECT", "prepared"
+            "INSERT users",
+            "INSERT users",
+            "INSERT users",
+            "INSERT users",
+            "SELECT users",
+            "SELECT users",
+            "SELECT users",
+            "SELECT users",
+            "SELECT users",
+            "prepared"
         ]
     );
     let rows: Vec<Option<String>> = spans[4..7]
@@ -289,7 +314,7 @@ fn run_time_switch() {
         db.execute("DELETE FROM users", []).unwrap();
     });
     let spans = spans(trace, 2);
-    assert_eq!(names(&spans), ["DELETE", "switch"]);
+    assert_eq!(names(&spans), ["DELETE users", "switch"]);
 }
 
 #[test]
@@ -447,11 +472,11 @@ fn statements_inside_traced_functions() {
     assert_eq!(
         names(&spans),
         [
-            "SELECT",
+            "SELECT users",
             "load_user",
-            "SELECT",
+            "SELECT users",
             "load_user",
-            "SELECT",
+            "SELECT users",
             "count_users",
             "traced functions"
         ]

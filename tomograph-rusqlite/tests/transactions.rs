@@ -63,7 +63,7 @@ fn commit() {
     let spans = spans(trace, 6);
     assert_transaction(
         &spans,
-        &["BEGIN", "INSERT", "INSERT", "COMMIT"],
+        &["BEGIN", "INSERT t", "INSERT t", "COMMIT"],
         Some("commit"),
     );
     assert_eq!(
@@ -88,7 +88,7 @@ fn rollback_explicit_and_on_drop() {
     });
     assert_eq!(rows(&db), 0);
     let found = spans(trace, 5);
-    assert_transaction(&found, &["BEGIN", "INSERT", "ROLLBACK"], Some("rollback"));
+    assert_transaction(&found, &["BEGIN", "INSERT t", "ROLLBACK"], Some("rollback"));
 
     let (trace, ()) = in_trace("dropped", || {
         let tx = db
@@ -98,7 +98,7 @@ fn rollback_explicit_and_on_drop() {
     });
     assert_eq!(rows(&db), 0);
     let spans = spans(trace, 5);
-    assert_transaction(&spans, &["BEGIN", "INSERT", "ROLLBACK"], Some("rollback"));
+    assert_transaction(&spans, &["BEGIN", "INSERT t", "ROLLBACK"], Some("rollback"));
     assert_eq!(
         tag(&spans[0], "db.query.text").as_deref(),
         Some("BEGIN IMMEDIATE")
@@ -117,7 +117,7 @@ fn drop_behaviors() {
     assert_eq!(rows(&db), 1);
     assert_transaction(
         &spans(trace, 5),
-        &["BEGIN", "INSERT", "COMMIT"],
+        &["BEGIN", "INSERT t", "COMMIT"],
         Some("commit"),
     );
 
@@ -129,7 +129,7 @@ fn drop_behaviors() {
     });
     assert_eq!(rows(&db), 2);
     // No second COMMIT/ROLLBACK: the transaction was already over.
-    assert_transaction(&spans(trace, 4), &["BEGIN", "INSERT"], None);
+    assert_transaction(&spans(trace, 4), &["BEGIN", "INSERT t"], None);
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn commit_failure_rolls_back() {
     let spans = spans(trace, 6);
     assert_transaction(
         &spans,
-        &["BEGIN", "INSERT", "COMMIT", "ROLLBACK"],
+        &["BEGIN", "INSERT child", "COMMIT", "ROLLBACK"],
         Some("rollback"),
     );
     let commit = find(&spans, "COMMIT");
@@ -217,4 +217,99 @@ fn annotation_mode_has_no_transaction_span() {
     for note in ["sql BEGIN done", "sql INSERT done", "sql COMMIT done"] {
         assert!(has_note(&spans[0], note), "{note}: {:?}", spans[0]);
     }
+}
+
+#[test]
+fn savepoints_are_nested_transactions_with_the_same_schema() {
+    let mut db = db();
+    let (trace, ()) = in_trace("savepoints", || {
+        let mut tx = db.transaction().unwrap();
+        tx.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        {
+            let mut kept = tx.savepoint().unwrap();
+            kept.execute("INSERT INTO t VALUES (2)", []).unwrap();
+            {
+                let undone = kept.savepoint().unwrap();
+                undone.execute("INSERT INTO t VALUES (3)", []).unwrap();
+                // dropped: rolled back to its savepoint
+            }
+            kept.commit().unwrap();
+        }
+        tx.commit().unwrap();
+    });
+    assert_eq!(rows(&db), 2);
+    // BEGIN, INSERT, SAVEPOINT, INSERT, SAVEPOINT, INSERT, ROLLBACK TO, TRANSACTION (3),
+    // RELEASE, TRANSACTION (2), COMMIT, TRANSACTION (1), root
+    let spans = spans(trace, 13);
+    let at_depth = |depth: &str| {
+        let found: Vec<&Span> = spans
+            .iter()
+            .filter(|s| {
+                s.name() == "TRANSACTION"
+                    && tag(s, "db.transaction.depth").as_deref() == Some(depth)
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "depth {depth}: {:?}", names(&spans));
+        found[0]
+    };
+    let (outer, kept, undone) = (at_depth("1"), at_depth("2"), at_depth("3"));
+    let root = spans.last().unwrap();
+    assert_eq!(outer.parent_id(), Some(root.id()));
+    assert_eq!(kept.parent_id(), Some(outer.id()));
+    assert_eq!(undone.parent_id(), Some(kept.id()));
+    for (tx, outcome) in [(outer, "commit"), (kept, "commit"), (undone, "rollback")] {
+        // One schema for every transaction and savepoint, in every adapter.
+        assert_eq!(tag(tx, "db.system.name").as_deref(), Some("sqlite"));
+        assert_eq!(tag(tx, "db.transaction.outcome").as_deref(), Some(outcome));
+        assert!(has_note(tx, outcome), "{tx:?}");
+        assert!(!tx.is_error());
+    }
+    assert_eq!(
+        tag(outer, "db.transaction.behavior").as_deref(),
+        Some("deferred")
+    );
+    let children = |tx: &Span| -> Vec<String> {
+        spans
+            .iter()
+            .filter(|s| s.parent_id() == Some(tx.id()))
+            .map(|s| s.name().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        children(outer),
+        ["BEGIN", "INSERT t", "TRANSACTION", "COMMIT"]
+    );
+    assert_eq!(
+        children(kept),
+        ["SAVEPOINT", "INSERT t", "TRANSACTION", "RELEASE"]
+    );
+    assert_eq!(children(undone), ["SAVEPOINT", "INSERT t", "ROLLBACK"]);
+}
+
+#[test]
+fn a_failed_begin_is_a_failed_transaction() {
+    let db = db();
+    let (trace, ()) = in_trace("failed begin", || {
+        let _open = db.unchecked_transaction().unwrap();
+        // A second BEGIN on the same connection: "cannot start a transaction within a transaction".
+        assert!(db.unchecked_transaction().is_err());
+    });
+    let spans = spans(trace, 6);
+    let failed: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name() == "TRANSACTION" && s.is_error())
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", names(&spans));
+    assert_eq!(
+        tag(failed[0], "db.transaction.outcome").as_deref(),
+        Some("failed")
+    );
+    assert_eq!(
+        tag(failed[0], "db.response.status_code").as_deref(),
+        Some("SQLITE_ERROR")
+    );
+    assert_eq!(
+        tag(failed[0], "error.type").as_deref(),
+        Some("SQLITE_ERROR")
+    );
 }

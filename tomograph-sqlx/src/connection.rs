@@ -89,7 +89,7 @@ impl<DB: TracedDatabase> TracedConnection<DB> {
         Target {
             executor: DB::connection_executor(&mut self.conn),
             tracer: &self.tracer,
-            parent: tomograph::get_trace_info(),
+            origin: crate::executor::Origin::here(),
         }
     }
 }

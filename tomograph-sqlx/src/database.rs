@@ -37,6 +37,11 @@ pub trait TracedDatabase: Database + sealed::Sealed {
     fn connection_executor(conn: &mut Self::Connection) -> impl Executor<'_, Database = Self>;
 
     #[doc(hidden)]
+    /// The database's code for a failed statement, for `db.response.status_code`:
+    /// PostgreSQL's SQLSTATE, MySQL's error number, SQLite's extended result code.
+    fn status_code(error: &dyn sqlx::error::DatabaseError) -> Option<String>;
+
+    #[doc(hidden)]
     /// Rows changed, as the driver reports them for one statement.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
@@ -52,7 +57,7 @@ pub trait TracedDatabase: Database + sealed::Sealed {
 }
 
 macro_rules! traced_database {
-    ($(#[$attr:meta])* $db:ty, $system:expr, $info:path, $opaque:expr, $describe:expr) => {
+    ($(#[$attr:meta])* $db:ty, $system:expr, $info:path, $opaque:expr, $describe:expr, $code:expr) => {
         $(#[$attr])*
         impl sealed::Sealed for $db {}
 
@@ -75,6 +80,10 @@ macro_rules! traced_database {
                 conn
             }
 
+            fn status_code(error: &dyn sqlx::error::DatabaseError) -> Option<String> {
+                $code(error)
+            }
+
             fn rows_affected(result: &Self::QueryResult) -> u64 {
                 result.rows_affected()
             }
@@ -92,7 +101,8 @@ traced_database!(
     DbSystem::Sqlite,
     crate::options::sqlite,
     None,
-    crate::arguments::sqlite
+    crate::arguments::sqlite,
+    sqlstate
 );
 traced_database!(
     #[cfg(feature = "postgres")]
@@ -100,7 +110,8 @@ traced_database!(
     DbSystem::Postgres,
     crate::options::postgres,
     Some("sqlx's PostgreSQL driver"),
-    crate::arguments::opaque
+    crate::arguments::opaque,
+    sqlstate
 );
 traced_database!(
     #[cfg(feature = "mysql")]
@@ -108,5 +119,23 @@ traced_database!(
     DbSystem::MySql,
     crate::options::mysql,
     Some("sqlx's MySQL driver"),
-    crate::arguments::opaque
+    crate::arguments::opaque,
+    mysql_error_number
 );
+
+/// The code sqlx reports: PostgreSQL's SQLSTATE (`23505`), SQLite's extended result code
+/// (`2067`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn sqlstate(error: &dyn sqlx::error::DatabaseError) -> Option<String> {
+    error.code().map(std::borrow::Cow::into_owned)
+}
+
+/// MySQL's error number (`1062`), OpenTelemetry's status code for MySQL and MariaDB (sqlx's
+/// `code()` is the coarser SQLSTATE, `23000`).
+#[cfg(feature = "mysql")]
+fn mysql_error_number(error: &dyn sqlx::error::DatabaseError) -> Option<String> {
+    match error.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        Some(mysql) => Some(mysql.number().to_string()),
+        None => error.code().map(std::borrow::Cow::into_owned),
+    }
+}

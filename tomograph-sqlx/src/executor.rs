@@ -15,6 +15,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use futures_core::future::BoxFuture;
@@ -27,57 +28,83 @@ use tomograph::sql::{SqlSpan, SqlTracer};
 
 use crate::database::TracedDatabase;
 
-/// A driver executor plus what tracing needs: the tracer and the parent of the statement.
-pub(crate) struct Target<'c, X> {
-    pub(crate) executor: X,
-    pub(crate) tracer: &'c SqlTracer,
+/// Where a statement was issued: the context current in the executor call (its parent) and
+/// the summary [`tomograph::sql::with_summary`] set there, if any. Captured synchronously, in
+/// the caller's poll.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
     pub(crate) parent: Option<TraceToken>,
+    summary: Option<&'static str>,
 }
 
-/// Starts the span of a statement, child of `parent` (the context captured at call time).
-pub(crate) fn start(tracer: &SqlTracer, parent: Option<TraceToken>, sql: &str) -> SqlSpan {
-    let current = tomograph::get_trace_info();
-    match parent {
-        // Polled where it was issued: the common case; the span inherits the local endpoint.
-        Some(parent) if current == Some(parent) => tracer.start(sql),
-        Some(parent) => tracer.start_child_of(sql, parent),
-        // Issued outside any trace: only `trace_roots` records it, as a root.
-        None if current.is_none() => tracer.start(sql),
-        None => tracer.untraced(),
+impl Origin {
+    /// The caller's context, now.
+    pub(crate) fn here() -> Self {
+        Self {
+            parent: tomograph::get_trace_info(),
+            summary: tomograph::sql::summary_override(),
+        }
+    }
+
+    /// Under `parent` (a transaction's span), named from the text.
+    pub(crate) fn under(parent: Option<TraceToken>) -> Self {
+        Self {
+            parent,
+            summary: None,
+        }
     }
 }
 
-/// One statement in flight: its span and what it has produced so far. Dropped before
+/// A driver executor plus what tracing needs: the tracer and where the statement was issued.
+pub(crate) struct Target<'c, X> {
+    pub(crate) executor: X,
+    pub(crate) tracer: &'c SqlTracer,
+    pub(crate) origin: Origin,
+}
+
+/// Starts the span of a statement issued at `origin` ([`SqlTracer::start_under`]).
+pub(crate) fn start(tracer: &SqlTracer, origin: Origin, sql: &str) -> SqlSpan {
+    match origin.summary {
+        Some(summary) => tracer
+            .start_statement_under(&tracer.statement_with_summary(sql, summary), origin.parent),
+        None => tracer.start_under(sql, origin.parent),
+    }
+}
+
+/// One statement in flight: its span (which counts the rows) and its text. Dropped before
 /// [`finish`](Call::finish) or [`fail`](Call::fail) (which end the span; later calls do
-/// nothing) (a cancelled future, a stream dropped
-/// early), the span ends with the rows counted so far and a `dropped` note.
+/// nothing) (a cancelled future, a stream dropped early), the span ends with the rows
+/// counted so far and a `dropped` note.
 pub(crate) struct Call<DB: TracedDatabase> {
     sql: SqlStr,
     span: Option<SqlSpan>,
-    rows: u64,
-    affected: u64,
-    summaries: bool,
     _db: PhantomData<fn() -> DB>,
 }
 
 impl<DB: TracedDatabase> Call<DB> {
     pub(crate) fn start(
         tracer: &SqlTracer,
-        parent: Option<TraceToken>,
+        origin: Origin,
         sql: SqlStr,
         arguments: Option<&DB::Arguments>,
     ) -> Self {
-        let mut span = start(tracer, parent, sql.as_str());
+        let mut span = start(tracer, origin, sql.as_str());
         if let Some(arguments) = arguments {
             span.parameters(|| DB::describe_arguments(arguments));
         }
+        // Every statement reports its rows, none included.
+        span.count_rows(0);
         Self {
             sql,
             span: Some(span),
-            rows: 0,
-            affected: 0,
-            summaries: false,
             _db: PhantomData,
+        }
+    }
+
+    /// The statement waited `wait` for a pooled connection.
+    fn waited(&mut self, wait: Duration) {
+        if let Some(span) = &mut self.span {
+            span.connection_wait(wait);
         }
     }
 
@@ -88,32 +115,25 @@ impl<DB: TracedDatabase> Call<DB> {
     }
 
     fn row(&mut self) {
-        self.rows += 1;
-    }
-
-    fn summary(&mut self, result: &DB::QueryResult) {
-        self.summaries = true;
-        self.affected += DB::rows_affected(result);
+        if let Some(span) = &mut self.span {
+            span.count_rows(1);
+        }
     }
 
     fn observe(&mut self, item: &Either<DB::QueryResult, DB::Row>) {
         match item {
-            Either::Left(result) => self.summary(result),
+            Either::Left(result) => {
+                if let Some(span) = &mut self.span {
+                    span.count_affected(DB::rows_affected(result));
+                }
+            }
             Either::Right(_) => self.row(),
-        }
-    }
-
-    fn tag_counts(&self, span: &mut SqlSpan) {
-        span.returned_rows(self.rows);
-        if self.summaries && (self.affected > 0 || self.rows == 0) {
-            span.affected_rows(self.affected);
         }
     }
 
     /// The statement completed.
     pub(crate) fn finish(&mut self) {
-        if let Some(mut span) = self.span.take() {
-            self.tag_counts(&mut span);
+        if let Some(span) = self.span.take() {
             span.finish();
         }
     }
@@ -134,34 +154,37 @@ impl<DB: TracedDatabase> Call<DB> {
         self.settle(result);
     }
 
-    /// The statement failed: error tags and note, `on_error` hooks, SQLSTATE where the driver
-    /// gives one.
+    /// The statement failed: error tags and note, `on_error` hooks, the database's code
+    /// where the driver gives one ([`DB::status_code`](TracedDatabase::status_code)).
     pub(crate) fn fail(&mut self, error: &Error) {
-        if let Some(mut span) = self.span.take() {
-            if self.rows > 0 {
-                span.returned_rows(self.rows);
-            }
-            let code = match error {
-                Error::Database(e) => e.code(),
-                _ => None,
-            };
-            span.tag("error.type", error_type(error));
-            span.fail(self.sql.as_str(), error, code.as_deref());
+        if let Some(span) = self.span.take() {
+            let code = status_code::<DB>(error);
+            span.fail_as(self.sql.as_str(), error, code.as_deref(), error_type(error));
         }
     }
 }
 
-/// The error's class, for `error.type`: the database's kind of failure (`UniqueViolation`,
-/// …) or sqlx's error variant.
-fn error_type(error: &Error) -> &'static str {
-    use sqlx::error::ErrorKind;
+/// The database's code for `error` (`db.response.status_code`), when it came from the
+/// database.
+pub(crate) fn status_code<DB: TracedDatabase>(error: &Error) -> Option<String> {
     match error {
+        Error::Database(e) => DB::status_code(&**e),
+        _ => None,
+    }
+}
+
+/// The error's class, for `error.type`, where sqlx says more than the status code: the
+/// database's kind of failure (`UniqueViolation`, …) or sqlx's error variant (`PoolTimedOut`,
+/// …); `None` for other database errors, whose code is their class.
+pub(crate) fn error_type(error: &Error) -> Option<&'static str> {
+    use sqlx::error::ErrorKind;
+    Some(match error {
         Error::Database(e) => match e.kind() {
             ErrorKind::UniqueViolation => "UniqueViolation",
             ErrorKind::ForeignKeyViolation => "ForeignKeyViolation",
             ErrorKind::NotNullViolation => "NotNullViolation",
             ErrorKind::CheckViolation => "CheckViolation",
-            _ => "DatabaseError",
+            _ => return None,
         },
         Error::Configuration(_) => "Configuration",
         Error::InvalidArgument(_) => "InvalidArgument",
@@ -178,15 +201,14 @@ fn error_type(error: &Error) -> &'static str {
         Error::PoolTimedOut => "PoolTimedOut",
         Error::PoolClosed => "PoolClosed",
         Error::WorkerCrashed => "WorkerCrashed",
-        _ => "_OTHER",
-    }
+        _ => return None,
+    })
 }
 
 impl<DB: TracedDatabase> Drop for Call<DB> {
     fn drop(&mut self) {
         if let Some(mut span) = self.span.take() {
             span.annotate("dropped");
-            self.tag_counts(&mut span);
         }
     }
 }
@@ -254,13 +276,13 @@ where
     X: Executor<'c, Database = DB> + 'c,
     E: 'q + Execute<'q, DB>,
 {
-    if !target.tracer.observes(target.parent) {
+    if !target.tracer.observes(target.origin.parent) {
         return target.executor.fetch_many(query);
     }
     Box::pin(TracedStream {
         pending: Some((target.executor, Forward::new(query))),
         tracer: target.tracer,
-        parent: target.parent,
+        origin: target.origin,
         inner: None,
         call: None,
         _lifetime: PhantomData,
@@ -272,7 +294,7 @@ where
 struct TracedStream<'c, 'e, DB: TracedDatabase, X> {
     pending: Option<(X, Forward<DB>)>,
     tracer: &'c SqlTracer,
-    parent: Option<TraceToken>,
+    origin: Origin,
     inner: Option<BoxStream<'e, Step<DB>>>,
     call: Option<Call<DB>>,
     _lifetime: PhantomData<&'e ()>,
@@ -296,7 +318,7 @@ where
             let sql = query.sql.clone();
             this.call = Some(Call::start(
                 this.tracer,
-                this.parent,
+                this.origin,
                 sql,
                 query.arguments(),
             ));
@@ -340,19 +362,19 @@ where
     X: Executor<'c, Database = DB> + 'c,
     E: 'q + Execute<'q, DB>,
 {
-    if !target.tracer.observes(target.parent) {
+    if !target.tracer.observes(target.origin.parent) {
         return target.executor.fetch_optional(query);
     }
     traced_optional(
         target.tracer,
-        target.parent,
+        target.origin,
         Forward::new(query),
         move |query| target.executor.fetch_optional(query),
     )
 }
 
 /// `Executor::fetch_optional` of a traced pool: like [`fetch_optional`], but the connection is
-/// acquired inside the traced future, so the statement goes through as many boxed futures as
+/// acquired inside the traced future (its wait tagged `db.client.connection.wait_time_us`), so the statement goes through as many boxed futures as
 /// an untraced one (the pool's own `fetch_optional` boxes a future that acquires and
 /// delegates). Measured: PostgreSQL `fetch_one` 1.004–1.014 instead of 1.006–1.023.
 /// (`fetch_many` still goes through the pool: its stream would have to own the connection it
@@ -360,7 +382,7 @@ where
 pub(crate) fn fetch_optional_pooled<'c, 'e, 'q, DB, E>(
     pool: &'c sqlx::Pool<DB>,
     tracer: &'c SqlTracer,
-    parent: Option<TraceToken>,
+    origin: Origin,
     query: E,
 ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
 where
@@ -369,26 +391,34 @@ where
     DB: TracedDatabase,
     E: 'q + Execute<'q, DB>,
 {
-    if !tracer.observes(parent) {
+    if !tracer.observes(origin.parent) {
         return DB::pool_executor(pool).fetch_optional(query);
     }
-    traced_optional(
-        tracer,
-        parent,
-        Forward::new(query),
-        move |query| async move {
-            let mut conn = pool.acquire().await?;
-            DB::connection_executor(&mut conn)
-                .fetch_optional(query)
-                .await
-        },
-    )
+    let query = Forward::new(query);
+    Box::pin(async move {
+        let mut call = Call::<DB>::start(tracer, origin, query.sql.clone(), query.arguments());
+        // The time the statement waited for a connection: a tag on its span (one more span
+        // per statement, for an acquire, would double what a busy service sends).
+        let waiting = Instant::now();
+        let conn = pool.acquire().await;
+        call.waited(waiting.elapsed());
+        let result = match conn {
+            Ok(mut conn) => {
+                DB::connection_executor(&mut conn)
+                    .fetch_optional(query)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        call.settle_optional(&result);
+        result
+    })
 }
 
 /// The traced future of a `fetch_optional`: the statement's span around `run(query)`.
 fn traced_optional<'e, DB, F>(
     tracer: &'e SqlTracer,
-    parent: Option<TraceToken>,
+    origin: Origin,
     query: Forward<DB>,
     run: impl FnOnce(Forward<DB>) -> F + Send + 'e,
 ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
@@ -397,7 +427,7 @@ where
     F: Future<Output = Result<Option<DB::Row>, Error>> + Send + 'e,
 {
     Box::pin(async move {
-        let mut call = Call::<DB>::start(tracer, parent, query.sql.clone(), query.arguments());
+        let mut call = Call::<DB>::start(tracer, origin, query.sql.clone(), query.arguments());
         let result = run(query).await;
         call.settle_optional(&result);
         result
@@ -415,11 +445,11 @@ where
     DB: TracedDatabase,
     X: Executor<'c, Database = DB> + 'c,
 {
-    if !target.tracer.observes(target.parent) {
+    if !target.tracer.observes(target.origin.parent) {
         return target.executor.prepare_with(sql, parameters);
     }
     Box::pin(async move {
-        let mut call = Call::<DB>::start(target.tracer, target.parent, sql.clone(), None);
+        let mut call = Call::<DB>::start(target.tracer, target.origin, sql.clone(), None);
         call.annotate("prepare");
         let result = target.executor.prepare_with(sql, parameters).await;
         call.settle(&result);
@@ -438,11 +468,11 @@ where
     DB: TracedDatabase,
     X: Executor<'c, Database = DB> + 'c,
 {
-    if !target.tracer.observes(target.parent) {
+    if !target.tracer.observes(target.origin.parent) {
         return target.executor.describe(sql);
     }
     Box::pin(async move {
-        let mut call = Call::<DB>::start(target.tracer, target.parent, sql.clone(), None);
+        let mut call = Call::<DB>::start(target.tracer, target.origin, sql.clone(), None);
         call.annotate("describe");
         let result = target.executor.describe(sql).await;
         call.settle(&result);

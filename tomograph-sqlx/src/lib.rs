@@ -12,12 +12,15 @@
 //! `execute`, `fetch` streams (the span ends when the stream is exhausted or dropped, with the
 //! row count), and the output of the `query!` macros.
 //!
-//! Spans are named by the statement's operation (`SELECT`, `INSERT`, …) and carry the tags of
+//! Spans are named by the statement's query summary (`SELECT users`, see [`tomograph::sql`])
+//! and carry the tags of
 //! [`tomograph::sql`]: `sql.query`, `db.system.name`, `db.namespace`, `server.address`,
 //! `server.port` (read from the pool's connect options), `db.response.returned_rows` /
 //! `db.response.affected_rows`, and on failure `error` (the database's message, every value
-//! it quotes masked unless opted in), `error.type` (`UniqueViolation`, …) and the SQLSTATE as
-//! `db.response.status_code`. Bound values (`record_parameters(true)`) are recorded for
+//! it quotes masked unless opted in), `error.type` (`UniqueViolation`, `PoolTimedOut`, …, else
+//! the code) and `db.response.status_code` (PostgreSQL's SQLSTATE, MySQL's error number,
+//! SQLite's extended result code). Statements of a [`TracedPool`] that waited for a connection
+//! carry `db.client.connection.wait_time_us`. Bound values (`record_parameters(true)`) are recorded for
 //! SQLite, one tag `db.query.parameter.<index>` each; sqlx's PostgreSQL and MySQL drivers
 //! keep them encoded, so [`tracer_builder`] refuses the option for them. The policy — query text raw, normalized or off, length cap,
 //! parameters, annotations instead of spans, statements outside any trace, the run-time
@@ -53,7 +56,7 @@
 //!
 //! let spans = tomograph::testing::wait_for_trace(&memory, trace, 4, Duration::from_secs(5));
 //! let names: Vec<&str> = spans.iter().map(|s| s.name()).collect();
-//! assert_eq!(names, ["CREATE", "INSERT", "SELECT", "GET /users"]);
+//! assert_eq!(names, ["CREATE TABLE users", "INSERT users", "SELECT users", "GET /users"]);
 //! let insert = &spans[1];
 //! assert_eq!(insert.parent_id(), Some(spans[3].id()));
 //! assert_eq!(insert.tag_value("sql.query").unwrap().to_string(), "INSERT INTO users (name) VALUES (?)");

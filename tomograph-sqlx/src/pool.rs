@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 
 use sqlx::{Error, Executor, Pool, SqlSafeStr, Transaction};
-use tomograph::sql::SqlTracer;
+use tomograph::sql::{PoolState, PoolWatch, SqlTracer};
 
 use crate::connection::TracedConnection;
 use crate::database::TracedDatabase;
@@ -88,6 +88,31 @@ impl<DB: TracedDatabase> TracedPool<DB> {
         &self.tracer
     }
 
+    /// Sends the pool's gauges to statsd (`db.{system}.pool.{name}.used`, `.idle`, `.max`) on
+    /// tomograph's pool-gauge interval while the returned watch lives (and keeps the pool
+    /// open): see [`tomograph::sql::watch_pool`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")] {
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = tomograph_sqlx::TracedPool::<sqlx::Sqlite>::connect("sqlite::memory:").await.unwrap();
+    /// let _gauges = pool.watch_gauges("main");
+    /// # });
+    /// # }
+    /// ```
+    pub fn watch_gauges(&self, name: &str) -> PoolWatch {
+        let pool = self.pool.clone();
+        tomograph::sql::watch_pool(DB::SYSTEM, name, move || {
+            let size = pool.size();
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+            Some(PoolState::new(
+                size.saturating_sub(idle),
+                idle,
+                pool.options().get_max_connections(),
+            ))
+        })
+    }
+
     /// A connection from the pool ([`Pool::acquire`]) whose statements are traced.
     pub async fn acquire(&self) -> Result<TracedConnection<DB>, Error> {
         let conn = self.pool.acquire().await?;
@@ -138,7 +163,7 @@ impl<DB: TracedDatabase> TracedPool<DB> {
         Target {
             executor: DB::pool_executor(&self.pool),
             tracer: &self.tracer,
-            parent: tomograph::get_trace_info(),
+            origin: crate::executor::Origin::here(),
         }
     }
 }
@@ -148,7 +173,7 @@ delegate_executor!(
     fetch_optional: |this, query| crate::executor::fetch_optional_pooled(
         &this.pool,
         &this.tracer,
-        tomograph::get_trace_info(),
+        crate::executor::Origin::here(),
         query,
     )
 );

@@ -5,16 +5,17 @@ use std::fmt;
 use std::future::Future;
 
 use sqlx::{AssertSqlSafe, Error, Executor, SqlSafeStr, SqlStr, Transaction};
-use tomograph::sql::SqlTracer;
-use tomograph::{DetachedSpan, TraceToken};
+use tomograph::TraceToken;
+use tomograph::sql::{SqlTracer, SqlTransaction, TransactionOutcome};
 
 use crate::database::TracedDatabase;
 use crate::executor::{self, Call, Target, delegate_executor};
 
 /// A transaction (or savepoint) whose statements are traced.
 ///
-/// It is a span `TRANSACTION` (tagged with the database, and `db.transaction.outcome`
-/// `commit` or `rollback` at the end) whose children are `BEGIN`, every statement run through
+/// It is a span `TRANSACTION` (the schema of [`tomograph::sql::SqlTransaction`]: the
+/// database's tags, `db.transaction.depth`, `db.transaction.outcome` `commit`, `rollback` or
+/// `failed` at the end) whose children are `BEGIN`, every statement run through
 /// `&mut transaction`, and `COMMIT` or `ROLLBACK`. Dropped without either, sqlx rolls it back:
 /// a `ROLLBACK` span with a note `queued on drop` records that. Made by
 /// [`TracedPool::begin`](crate::TracedPool::begin),
@@ -42,11 +43,9 @@ pub struct TracedTransaction<'c, DB: TracedDatabase> {
 /// the transaction while the drop-time record stays with this part.
 struct State {
     tracer: SqlTracer,
-    span: DetachedSpan,
-    /// The context the transaction was started in.
-    parent: Option<TraceToken>,
-    /// 1 for a transaction, 2 and up for savepoints inside it.
-    depth: usize,
+    /// The `TRANSACTION` span ([`tomograph::sql::SqlTransaction`]: one schema for every
+    /// adapter); its depth is 1 for a transaction, 2 and up for savepoints inside it.
+    transaction: SqlTransaction,
     open: bool,
 }
 
@@ -54,23 +53,38 @@ impl State {
     /// The parent of the transaction's statements: its span, or where it was started when
     /// the span is not recorded (annotation mode).
     fn statement_parent(&self) -> Option<TraceToken> {
-        self.span.token().or(self.parent)
+        self.transaction.statement_parent()
     }
 
-    fn end(&mut self, outcome: &'static str) {
+    fn depth(&self) -> usize {
+        self.transaction.depth() as usize
+    }
+
+    fn end(&mut self, outcome: TransactionOutcome) {
         self.open = false;
-        self.span.tag("db.transaction.outcome", outcome);
+        self.transaction.end(outcome);
+    }
+
+    /// `BEGIN`, `COMMIT` or `ROLLBACK` failed.
+    fn fail<DB: TracedDatabase>(&mut self, error: &Error) {
+        let code = executor::status_code::<DB>(error);
+        self.transaction
+            .fail(error, code.as_deref(), executor::error_type(error));
     }
 }
 
 impl Drop for State {
     fn drop(&mut self) {
         if self.open {
-            let sql = rollback_sql(self.depth);
-            let mut rollback = executor::start(&self.tracer, self.statement_parent(), sql.as_str());
+            let sql = rollback_sql(self.depth());
+            let mut rollback = executor::start(
+                &self.tracer,
+                executor::Origin::under(self.statement_parent()),
+                sql.as_str(),
+            );
             rollback.annotate("queued on drop");
             rollback.finish();
-            self.end("rollback");
+            self.end(TransactionOutcome::Rollback);
         }
     }
 }
@@ -118,15 +132,21 @@ where
     F: FnOnce(Option<SqlStr>) -> Fut,
     Fut: Future<Output = Result<Transaction<'c, DB>, Error>>,
 {
+    let depth = u32::try_from(depth).unwrap_or(u32::MAX).saturating_add(1);
     let mut state = State {
-        span: tracer.start_transaction_detached(parent),
+        transaction: tracer.begin_transaction_under(parent, depth),
         tracer,
-        parent,
-        depth: depth + 1,
         open: true,
     };
-    let sql = statement.clone().unwrap_or_else(|| begin_sql(depth));
-    let mut call = Call::<DB>::start(&state.tracer, state.statement_parent(), sql, None);
+    let sql = statement
+        .clone()
+        .unwrap_or_else(|| begin_sql(state.depth() - 1));
+    let mut call = Call::<DB>::start(
+        &state.tracer,
+        executor::Origin::under(state.statement_parent()),
+        sql,
+        None,
+    );
     match open(statement).await {
         Ok(tx) => {
             call.finish();
@@ -134,9 +154,9 @@ where
         }
         Err(error) => {
             call.fail(&error);
-            state.span.record_error(state.tracer.error_message(&error));
+            state.fail::<DB>(&error);
             // Nothing to roll back: the transaction never started.
-            state.end("failed");
+            state.end(TransactionOutcome::Failed);
             Err(error)
         }
     }
@@ -146,17 +166,22 @@ impl<'c, DB: TracedDatabase> TracedTransaction<'c, DB> {
     /// Commits the transaction (releases the savepoint), under a `COMMIT` span.
     pub async fn commit(self) -> Result<(), Error> {
         let Self { tx, mut state } = self;
-        let sql = commit_sql(state.depth);
-        let mut call = Call::<DB>::start(&state.tracer, state.statement_parent(), sql, None);
+        let sql = commit_sql(state.depth());
+        let mut call = Call::<DB>::start(
+            &state.tracer,
+            executor::Origin::under(state.statement_parent()),
+            sql,
+            None,
+        );
         let result = tx.commit().await;
         match &result {
             Ok(()) => {
                 call.finish();
-                state.end("commit");
+                state.end(TransactionOutcome::Commit);
             }
             Err(error) => {
                 call.fail(error);
-                state.span.record_error(state.tracer.error_message(error));
+                state.fail::<DB>(error);
                 // sqlx rolls back a transaction whose commit failed; `state`'s drop records it.
             }
         }
@@ -166,17 +191,22 @@ impl<'c, DB: TracedDatabase> TracedTransaction<'c, DB> {
     /// Rolls the transaction back (to the savepoint), under a `ROLLBACK` span.
     pub async fn rollback(self) -> Result<(), Error> {
         let Self { tx, mut state } = self;
-        let sql = rollback_sql(state.depth);
-        let mut call = Call::<DB>::start(&state.tracer, state.statement_parent(), sql, None);
+        let sql = rollback_sql(state.depth());
+        let mut call = Call::<DB>::start(
+            &state.tracer,
+            executor::Origin::under(state.statement_parent()),
+            sql,
+            None,
+        );
         let result = tx.rollback().await;
         match &result {
             Ok(()) => call.finish(),
             Err(error) => {
                 call.fail(error);
-                state.span.record_error(state.tracer.error_message(error));
+                state.fail::<DB>(error);
             }
         }
-        state.end("rollback");
+        state.end(TransactionOutcome::Rollback);
         result
     }
 
@@ -187,7 +217,7 @@ impl<'c, DB: TracedDatabase> TracedTransaction<'c, DB> {
     ) -> impl Future<Output = Result<TracedTransaction<'_, DB>, Error>> + Send + '_ {
         let tracer = self.state.tracer.clone();
         let parent = self.state.statement_parent();
-        let depth = self.state.depth;
+        let depth = self.state.depth();
         let conn = &mut *self.tx;
         begin(tracer, parent, depth, None, move |statement| {
             Transaction::begin(conn, statement)
@@ -212,7 +242,7 @@ impl<'c, DB: TracedDatabase> TracedTransaction<'c, DB> {
 
     pub(crate) fn target(&mut self) -> Target<'_, impl Executor<'_, Database = DB>> {
         Target {
-            parent: self.state.statement_parent(),
+            origin: executor::Origin::under(self.state.statement_parent()),
             executor: DB::connection_executor(&mut self.tx),
             tracer: &self.state.tracer,
         }
@@ -225,8 +255,8 @@ impl<DB: TracedDatabase> fmt::Debug for TracedTransaction<'_, DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracedTransaction")
             .field("transaction", &self.tx)
-            .field("depth", &self.state.depth)
-            .field("span", &self.state.span.token())
+            .field("depth", &self.state.depth())
+            .field("span", &self.state.transaction.token())
             .finish()
     }
 }

@@ -248,7 +248,7 @@ async fn error_messages_are_masked_unless_opted_in() {
         })
         .await;
         let spans = spans(trace, 3);
-        let insert = one(&spans, "INSERT");
+        let insert = one(&spans, "INSERT m");
         let error = tag(insert, "error").unwrap();
         assert_eq!(tag(insert, "error.type").as_deref(), Some("CheckViolation"));
         if record {
@@ -269,4 +269,29 @@ async fn error_messages_are_masked_unless_opted_in() {
             assert!(!format!("{insert:?}").contains("forbidden"), "{insert:?}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_names_its_statements_itself() {
+    let pool = pool(|b| b).await;
+    let (trace, _, ()) = in_root("named", async {
+        let named = tomograph::sql::summarized(
+            "load cart",
+            sqlx::query_scalar::<_, i64>("SELECT 6 * 7").fetch_one(&pool),
+        );
+        assert_eq!(named.await.unwrap(), 42);
+        let plain: i64 = sqlx::query_scalar("SELECT 7 * 6")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(plain, 42);
+    })
+    .await;
+    let spans = spans(trace, 3);
+    let named = one(&spans, "load cart");
+    assert_eq!(tag(named, "db.query.summary").as_deref(), Some("load cart"));
+    assert_eq!(tag(named, "db.operation.name").as_deref(), Some("SELECT"));
+    assert_eq!(tag(named, "sql.query").as_deref(), Some("SELECT 6 * 7"));
+    let plain = by_sql(&spans, "SELECT", "7 * 6");
+    assert_eq!(tag(plain, "db.query.summary").as_deref(), Some("SELECT"));
 }

@@ -49,6 +49,7 @@ pub mod env;
 mod error;
 mod handle;
 pub mod http;
+pub mod keys;
 #[doc(hidden)]
 pub mod macro_support;
 mod model;

@@ -42,6 +42,15 @@ impl Text {
         matches!(self.0, Repr::Static(_))
     }
 
+    /// The text as a `&'static str`, when it is one.
+    #[inline]
+    pub(crate) fn as_static(&self) -> Option<&'static str> {
+        match self.0 {
+            Repr::Static(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The text as `&str`.
     #[inline]
     pub fn as_str(&self) -> &str {

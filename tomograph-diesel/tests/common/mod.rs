@@ -82,9 +82,12 @@ pub fn has_note(span: &Span, value: &str) -> bool {
     span.notes().any(|(_, v)| v == value)
 }
 
-/// A statement span: CLIENT, to the database, with the operation and system tags.
-pub fn assert_statement(span: &Span, operation: &str, system: &str) {
-    assert_eq!(span.name(), operation);
+/// A statement span: CLIENT, to the database, named by its query summary (`INSERT users`,
+/// whose first word is the operation), with the operation, summary and system tags.
+pub fn assert_statement(span: &Span, name: &str, system: &str) {
+    let operation = name.split(' ').next().unwrap_or(name);
+    assert_eq!(span.name(), name);
+    assert_eq!(tag(span, "db.query.summary").as_deref(), Some(name));
     assert_eq!(span.kind(), Some(Kind::Client), "{span:?}");
     assert_eq!(tag(span, "db.operation.name").as_deref(), Some(operation));
     assert_eq!(tag(span, "db.system.name").as_deref(), Some(system));
@@ -202,15 +205,17 @@ macro_rules! backend_scenarios {
                 );
                 assert!(!format!("{:?}", span.tags()).contains("binds"), "{span:?}");
             }
-            let insert = one(&spans, "INSERT");
-            assert_statement(insert, "INSERT", $system);
+            let insert_qb = format!("INSERT {}", $qb_table);
+            let insert = one(&spans, &insert_qb);
+            assert_statement(insert, &insert_qb, $system);
             assert!(tag(insert, "sql.query").unwrap().starts_with("INSERT INTO"));
             assert_eq!(tag(insert, "db.query.text"), tag(insert, "sql.query"));
+            let select_qb = format!("SELECT {}", $qb_table);
             let selects: Vec<&tomograph::Span> =
-                spans.iter().filter(|s| s.name() == "SELECT").collect();
+                spans.iter().filter(|s| s.name() == select_qb).collect();
             assert_eq!(selects.len(), 2);
             for select in &selects {
-                assert_statement(select, "SELECT", $system);
+                assert_statement(select, &select_qb, $system);
             }
             assert_eq!(with_sql(&spans, "COUNT(*)").len(), 1);
             assert!(hooks.calls().is_empty());
@@ -241,7 +246,8 @@ macro_rules! backend_scenarios {
             assert_eq!(tag(tx, "db.transaction.outcome").as_deref(), Some("commit"));
             assert_eq!(tag(tx, "db.system.name").as_deref(), Some($system));
             assert!(!tx.is_error());
-            for name in ["BEGIN", "INSERT", "COMMIT"] {
+            let insert = format!("INSERT {table}");
+            for name in ["BEGIN", insert.as_str(), "COMMIT"] {
                 for span in spans.iter().filter(|s| s.name() == name) {
                     assert_eq!(
                         span.parent_id(),
@@ -251,7 +257,7 @@ macro_rules! backend_scenarios {
                     assert_statement(span, name, $system);
                 }
             }
-            assert_eq!(spans.iter().filter(|s| s.name() == "INSERT").count(), 2);
+            assert_eq!(spans.iter().filter(|s| s.name() == insert).count(), 2);
             let n: i64 = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
                 .get_result::<CountRow>(&mut conn)
                 .expect("count")
@@ -291,7 +297,7 @@ macro_rules! backend_scenarios {
                 Some("rollback")
             );
             assert!(has_note(tx, "rollback"));
-            for name in ["BEGIN", "INSERT", "ROLLBACK"] {
+            for name in ["BEGIN", &format!("INSERT {table}"), "ROLLBACK"] {
                 assert_eq!(one(&spans, name).parent_id(), Some(tx.id()), "{name}");
             }
             assert!(
@@ -331,7 +337,7 @@ macro_rules! backend_scenarios {
             let failed: Vec<&tomograph::Span> = spans.iter().filter(|s| s.is_error()).collect();
             assert_eq!(failed.len(), 1, "{}", names(&spans));
             let failed = failed[0];
-            assert_statement(failed, "INSERT", $system);
+            assert_statement(failed, &format!("INSERT {table}"), $system);
             assert_eq!(
                 tag(failed, "error.type").as_deref(),
                 Some("UniqueViolation")
@@ -350,6 +356,51 @@ macro_rules! backend_scenarios {
         }
 
         #[test]
+        fn statements_are_named_by_their_query_summary() {
+            let memory = memory();
+            let hooks = Hooks::default();
+            let table = concat!($qb_table, "_summary");
+            let Some(mut conn) = setup(table, &hooks) else {
+                return;
+            };
+            let statements = [
+                format!("INSERT INTO {table} (name) VALUES ('secret-a')"),
+                format!("SELECT name FROM {table} WHERE name = 'secret-a'"),
+                format!("UPDATE {table} SET name = 'secret-b' WHERE name = 'secret-a'"),
+                format!(
+                    "WITH recent AS (SELECT name FROM {table}) SELECT COUNT(*) AS n FROM recent"
+                ),
+                format!("SELECT a.name FROM {table} a JOIN {table} b ON b.name = a.name"),
+                format!("DELETE FROM {table} WHERE name = 'secret-b'"),
+            ];
+            let (_, trace) = traced("summaries", || {
+                for sql in &statements {
+                    diesel::sql_query(sql.as_str())
+                        .execute(&mut conn)
+                        .expect(sql);
+                }
+            });
+            let spans = exact_spans(&memory, trace, statements.len() + 1);
+            let expected = [
+                (format!("INSERT {table}"), Some(table)),
+                (format!("SELECT {table}"), Some(table)),
+                (format!("UPDATE {table}"), Some(table)),
+                (format!("SELECT {table} SELECT"), None),
+                (format!("SELECT {table} {table}"), None),
+                (format!("DELETE {table}"), Some(table)),
+            ];
+            for (span, (name, collection)) in spans.iter().zip(&expected) {
+                assert_statement(span, name, $system);
+                assert_eq!(
+                    tag(span, "db.collection.name").as_deref(),
+                    *collection,
+                    "{name}"
+                );
+                assert!(!span.name().contains("secret"), "{span:?}");
+            }
+        }
+
+        #[test]
         fn syntax_error_is_an_error_span() {
             let memory = memory();
             let hooks = Hooks::default();
@@ -362,7 +413,9 @@ macro_rules! backend_scenarios {
             });
             assert!(result.is_err());
             let spans = exact_spans(&memory, trace, 2);
-            let failed = one(&spans, "SQL");
+            // Text the summary cannot read: named by the database.
+            let failed = one(&spans, $system);
+            assert_eq!(tag(failed, "db.operation.name").as_deref(), Some("SQL"));
             assert!(failed.is_error());
             assert_eq!(
                 tag(failed, "sql.query").as_deref(),

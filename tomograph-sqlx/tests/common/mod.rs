@@ -98,6 +98,8 @@ pub fn table(test: &str) -> String {
 pub struct HookCall {
     pub sql: String,
     pub code: Option<String>,
+    /// `error.type`, as the span carries it.
+    pub error_type: String,
     pub error: String,
     pub span: Option<SpanId>,
 }
@@ -114,6 +116,7 @@ impl Hooks {
             calls.lock().unwrap().push(HookCall {
                 sql: event.sql().to_owned(),
                 code: event.code().map(str::to_owned),
+                error_type: event.error_type().to_owned(),
                 error: event.error().to_string(),
                 span: event.span().map(Span::id),
             });
@@ -154,7 +157,14 @@ pub fn assert_db_span(
     let remote = span.remote_endpoint().expect("a remote endpoint");
     assert_eq!(remote.service_name(), system);
     assert_eq!(tag(span, "db.system.name").as_deref(), Some(system));
-    assert_eq!(tag(span, "db.operation.name").as_deref(), Some(span.name()));
+    // Named by the query summary (`SELECT users`), whose first word is the operation; a
+    // statement the summary cannot read is named by the database.
+    let operation = tag(span, "db.operation.name").expect("an operation");
+    assert!(
+        span.name() == system || span.name().split(' ').next() == Some(operation.as_str()),
+        "{span:?}"
+    );
+    assert_eq!(tag(span, "db.query.summary").as_deref(), Some(span.name()));
     match server {
         Some((address, port)) => {
             assert_eq!(tag(span, "server.address").as_deref(), Some(address));
@@ -346,17 +356,18 @@ macro_rules! suite {
                 check_db_span(span);
                 assert!(!span.is_error(), "{span:?}");
             }
-            let insert = by_sql(&spans, "INSERT", "'x'");
+            let insert = by_sql(&spans, &format!("INSERT {t}"), "'x'");
             assert_eq!(
                 tag(insert, "db.response.affected_rows").as_deref(),
                 Some("2")
             );
             assert_eq!(tag(insert, "sql.query"), tag(insert, "db.query.text"));
-            let all = by_sql(&spans, "SELECT", "ORDER BY name");
+            let select_t = format!("SELECT {t}");
+            let all = by_sql(&spans, &select_t, "ORDER BY name");
             assert_eq!(tag(all, "db.response.returned_rows").as_deref(), Some("5"));
             assert_eq!(
                 tag(
-                    by_sql(&spans, "SELECT", &format!("FROM {t} WHERE id = {p1}")),
+                    by_sql(&spans, &select_t, &format!("FROM {t} WHERE id = {p1}")),
                     "db.response.returned_rows"
                 )
                 .as_deref(),
@@ -364,7 +375,7 @@ macro_rules! suite {
             );
             assert_eq!(
                 tag(
-                    by_sql(&spans, "SELECT", "COUNT(*)"),
+                    by_sql(&spans, &select_t, "COUNT(*)"),
                     "db.response.returned_rows"
                 )
                 .as_deref(),
@@ -372,7 +383,7 @@ macro_rules! suite {
             );
             assert_eq!(
                 tag(
-                    by_sql(&spans, "SELECT", "id = 99"),
+                    by_sql(&spans, &select_t, "id = 99"),
                     "db.response.returned_rows"
                 )
                 .as_deref(),
@@ -380,7 +391,7 @@ macro_rules! suite {
             );
             assert_eq!(
                 tag(
-                    by_sql(&spans, "SELECT", "id < 4"),
+                    by_sql(&spans, &select_t, "id < 4"),
                     "db.response.returned_rows"
                 )
                 .as_deref(),
@@ -388,13 +399,16 @@ macro_rules! suite {
             );
             assert_eq!(
                 tag(
-                    by_sql(&spans, "SELECT", "id >= 10"),
+                    by_sql(&spans, &select_t, "id >= 10"),
                     "db.response.returned_rows"
                 )
                 .as_deref(),
                 Some("2")
             );
-            let deletes: Vec<_> = spans.iter().filter(|s| s.name() == "DELETE").collect();
+            let deletes: Vec<_> = spans
+                .iter()
+                .filter(|s| s.name() == format!("DELETE {t}"))
+                .collect();
             assert_eq!(deletes.len(), 2, "prepare and execute");
             let prepare = deletes
                 .iter()
@@ -413,7 +427,11 @@ macro_rules! suite {
                 Some("1")
             );
             assert_eq!(
-                tag(by_sql(&spans, "UPDATE", "'z'"), "db.response.affected_rows").as_deref(),
+                tag(
+                    by_sql(&spans, &format!("UPDATE {t}"), "'z'"),
+                    "db.response.affected_rows"
+                )
+                .as_deref(),
                 Some("1")
             );
             assert!(hooks.calls().is_empty());
@@ -424,6 +442,62 @@ macro_rules! suite {
                     .all(|s| tag(s, "db.query.parameter.0").is_none())
             );
             let _ = memory;
+            drop_table(&pool, &t).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn statements_are_named_by_their_query_summary() {
+            let hooks = Hooks::default();
+            let Some(pool) = pool(2, &hooks).await else {
+                return;
+            };
+            let t = fixture(&pool, "summary").await;
+            let statements = [
+                format!("SELECT name FROM {t} WHERE id = 1"),
+                format!("INSERT INTO {t} (id, name) VALUES (50, 'secret-summary')"),
+                format!("UPDATE {t} SET name = 'secret-other' WHERE id = 50"),
+                format!("DELETE FROM {t} WHERE id = 50 AND name = 'secret-other'"),
+                format!(
+                    "WITH recent AS (SELECT id FROM {t} WHERE id > 1) SELECT COUNT(*) FROM recent"
+                ),
+                format!("SELECT a.name FROM {t} a JOIN {t} b ON b.id = a.id WHERE a.name <> 'x'"),
+            ];
+            let (trace, root, ()) = in_root("summaries", async {
+                for sql in &statements {
+                    sqlx::query(q(sql.clone())).execute(&pool).await.unwrap();
+                }
+            })
+            .await;
+            let spans = spans(trace, statements.len() + 1);
+            let expected = [
+                (format!("SELECT {t}"), "SELECT", Some(t.as_str())),
+                (format!("INSERT {t}"), "INSERT", Some(t.as_str())),
+                (format!("UPDATE {t}"), "UPDATE", Some(t.as_str())),
+                (format!("DELETE {t}"), "DELETE", Some(t.as_str())),
+                // The CTE's name is no table; two operations: no single collection.
+                (format!("SELECT {t} SELECT"), "SELECT", None),
+                (format!("SELECT {t} {t}"), "SELECT", None),
+            ];
+            for (sql, (name, operation, collection)) in statements.iter().zip(&expected) {
+                let span = by_sql(&spans, name, &sql[sql.len() - 12..]);
+                assert_eq!(span.parent_id(), Some(root));
+                check_db_span(span);
+                assert_eq!(
+                    tag(span, "db.query.summary").as_deref(),
+                    Some(name.as_str())
+                );
+                assert_eq!(tag(span, "db.operation.name").as_deref(), Some(*operation));
+                assert_eq!(
+                    tag(span, "db.collection.name").as_deref(),
+                    *collection,
+                    "{sql}"
+                );
+                assert!(
+                    !span.name().contains("secret"),
+                    "no literal in {:?}",
+                    span.name()
+                );
+            }
             drop_table(&pool, &t).await;
         }
 
@@ -446,8 +520,9 @@ macro_rules! suite {
             })
             .await;
             let spans = settled(trace, 2);
-            assert_eq!(names(&spans), ["SELECT", "stream"]);
-            let select = one(&spans, "SELECT");
+            let select_t = format!("SELECT {t}");
+            assert_eq!(names(&spans), [select_t.as_str(), "stream"]);
+            let select = one(&spans, &select_t);
             assert_eq!(select.parent_id(), Some(root));
             assert_eq!(
                 tag(select, "db.response.returned_rows").as_deref(),
@@ -514,11 +589,11 @@ macro_rules! suite {
                 check_db_span(span);
             };
             child("BEGIN", "BEGIN", outer);
-            child("INSERT", "'tx'", outer);
-            child("SELECT", "COUNT(*)", outer);
+            child(&format!("INSERT {t}"), "'tx'", outer);
+            child(&format!("SELECT {t}"), "COUNT(*)", outer);
             child("COMMIT", "COMMIT", outer);
             child("SAVEPOINT", "SAVEPOINT _sqlx_savepoint_1", inner);
-            child("UPDATE", "'inner'", inner);
+            child(&format!("UPDATE {t}"), "'inner'", inner);
             child("RELEASE", "RELEASE SAVEPOINT _sqlx_savepoint_1", inner);
             // The transaction spans enclose their statements.
             let commit = by_sql(&spans, "COMMIT", "COMMIT");
@@ -572,7 +647,7 @@ macro_rules! suite {
                     .filter(|s| s.parent_id() == Some(tx.id()))
                     .map(|s| s.name())
                     .collect();
-                assert_eq!(children, ["BEGIN", "INSERT", "ROLLBACK"]);
+                assert_eq!(children, ["BEGIN", &format!("INSERT {t}"), "ROLLBACK"]);
             }
             let rollbacks: Vec<_> = spans.iter().filter(|s| s.name() == "ROLLBACK").collect();
             assert_eq!(
@@ -607,7 +682,7 @@ macro_rules! suite {
             );
 
             let spans = spans(trace, 2);
-            let insert = one(&spans, "INSERT");
+            let insert = one(&spans, &format!("INSERT {t}"));
             assert_eq!(insert.parent_id(), Some(root));
             assert!(insert.is_error());
             assert_eq!(
@@ -625,6 +700,11 @@ macro_rules! suite {
             assert_eq!(calls.len(), 1, "{calls:?}");
             assert_eq!(calls[0].sql, sql);
             assert_eq!(calls[0].code.as_deref(), Some($unique));
+            assert_eq!(calls[0].error_type, "UniqueViolation");
+            assert_eq!(
+                tag(insert, "error.type").as_deref(),
+                Some("UniqueViolation")
+            );
             assert_eq!(calls[0].span, Some(insert.id()));
             drop_table(&pool, &t).await;
         }
@@ -644,7 +724,9 @@ macro_rules! suite {
             .await;
             let error = result.expect_err("not SQL");
             let spans = spans(trace, 2);
-            let span = one(&spans, "SQL");
+            // Text the summary cannot read: named by the database.
+            let span = one(&spans, $system);
+            assert_eq!(tag(span, "db.operation.name").as_deref(), Some("SQL"));
             assert_eq!(span.parent_id(), Some(root));
             assert!(span.is_error());
             assert_eq!(
@@ -660,6 +742,50 @@ macro_rules! suite {
             assert_eq!(calls.len(), 1, "{calls:?}");
             assert_eq!(calls[0].sql, "SELEC 1 FROM nowhere");
             assert_eq!(calls[0].code.as_deref(), Some($syntax));
+            // No finer class than the code: `error.type` is the code.
+            assert_eq!(calls[0].error_type, $syntax);
+            assert_eq!(tag(span, "error.type").as_deref(), Some($syntax));
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn statements_waiting_for_a_pooled_connection_say_how_long() {
+            let hooks = Hooks::default();
+            let Some(pool) = pool(2, &hooks).await else {
+                return;
+            };
+            let (trace, root, ()) = in_root("pool of 2", async {
+                let tasks: Vec<_> = (0..20)
+                    .map(|n| {
+                        let pool = pool.clone();
+                        tokio::spawn(
+                            async move {
+                                let sql = format!("SELECT {n} AS waiting_task");
+                                sqlx::query(q(sql)).fetch_one(&pool).await.map(|_| ())
+                            }
+                            .in_current_trace(),
+                        )
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap().unwrap();
+                }
+            })
+            .await;
+            let spans = spans(trace, 21);
+            let statements: Vec<&tomograph::Span> =
+                spans.iter().filter(|s| s.id() != root).collect();
+            assert_eq!(statements.len(), 20);
+            for span in statements {
+                assert_eq!(span.parent_id(), Some(root));
+                let wait = tag(span, "db.client.connection.wait_time_us");
+                assert!(
+                    wait.as_deref()
+                        .and_then(|w| w.parse::<u64>().ok())
+                        .is_some(),
+                    "every pooled statement says how long it waited: {span:?}"
+                );
+            }
+            assert!(hooks.calls().is_empty());
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -691,8 +817,17 @@ macro_rules! suite {
                 "the message, quoted values masked"
             );
             assert_eq!(tag(select, "db.response.status_code"), None);
+            // A pool timeout has its own class, and the statement's wait is recorded.
+            assert_eq!(tag(select, "error.type").as_deref(), Some("PoolTimedOut"));
+            assert!(
+                tag(select, "db.client.connection.wait_time_us")
+                    .and_then(|w| w.parse::<u64>().ok())
+                    .is_some(),
+                "{select:?}"
+            );
             let calls = hooks.calls();
             assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].error_type, "PoolTimedOut");
             assert_eq!(
                 (calls[0].sql.as_str(), calls[0].code.as_deref()),
                 ("SELECT 1", None)

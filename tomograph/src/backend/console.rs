@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::error::BackendError;
+use crate::keys;
 use crate::model::{Span, SpanId, TraceId};
 
 /// Spans held at most while waiting for their roots; past this the oldest trace is printed
@@ -150,7 +151,8 @@ fn render_node(
     for tag in span.tags() {
         // The OpenTelemetry copy of the statement text repeats `sql.query` word for word:
         // the tree shows it once.
-        if &*tag.key == "db.query.text" && span.tag_value("sql.query") == Some(&tag.value) {
+        if &*tag.key == keys::db::QUERY_TEXT && span.tag_value(keys::SQL_QUERY) == Some(&tag.value)
+        {
             continue;
         }
         let _ = write!(out, "  {}={:?}", tag.key, tag.value.to_string());

@@ -15,6 +15,8 @@ mod console;
 mod log;
 mod memory;
 #[cfg(feature = "statsd")]
+pub(crate) mod metrics;
+#[cfg(feature = "statsd")]
 pub mod statsd;
 #[cfg(feature = "zipkin")]
 pub mod zipkin;

@@ -12,7 +12,11 @@
 //! A SQL span (one with a `db.system.name`, `db.operation.name`, `sql.query` or
 //! `db.query.text` tag) is named by its statement's operation (`SELECT`, `INSERT`, …: its
 //! `db.operation.name` tag, `SQL` without one), never by its SQL text, so a service has one
-//! timer per operation. A [prefix](StatsdBuilder::prefix)
+//! timer per operation. Statement spans of the SQL adapters (those with a
+//! `db.query.summary`) also make the database metrics: a timer `db.{system}.{summary}`
+//! (`db.postgresql.SELECT-users`, one per statement shape) and, on failure, a counter
+//! `db.{system}.errors.{status code}` (`db.postgresql.errors.23505`); see
+//! [`StatsdBuilder::db_metrics`]. A [prefix](StatsdBuilder::prefix)
 //! goes in front of every name; a [naming function](StatsdBuilder::naming) replaces the
 //! `{server}.{span name}` part.
 //!
@@ -66,6 +70,7 @@ use cadence::{BufferedUdpMetricSink, MetricSink};
 use crate::backend::Backend;
 use crate::env::{self, EnvLookup};
 use crate::error::{BackendError, ConfigError};
+use crate::keys;
 use crate::model::{Span, TagValue};
 
 /// The default statsd address.
@@ -76,10 +81,10 @@ pub const DEFAULT_PACKET_SIZE: usize = 512;
 const MAX_SEGMENT: usize = 100;
 /// Tags that mark a span as a SQL statement.
 const SQL_TAGS: [&str; 4] = [
-    "db.system.name",
-    "db.operation.name",
-    "sql.query",
-    "db.query.text",
+    keys::db::SYSTEM_NAME,
+    keys::db::OPERATION_NAME,
+    keys::SQL_QUERY,
+    keys::db::QUERY_TEXT,
 ];
 
 type NamingFn = Arc<dyn Fn(&Span) -> Option<String> + Send + Sync>;
@@ -209,6 +214,7 @@ pub struct StatsdBackend {
     prefix: String,
     naming: Option<NamingFn>,
     note_counters: bool,
+    db_metrics: bool,
     line: String,
     errors: u64,
 }
@@ -234,6 +240,7 @@ impl StatsdBackend {
             packet_size: DEFAULT_PACKET_SIZE,
             naming: None,
             note_counters: true,
+            db_metrics: true,
         }
     }
 
@@ -305,6 +312,48 @@ impl StatsdBackend {
                 emit(line);
             }
         }
+        if self.db_metrics {
+            self.db_lines(span, line, emit);
+        }
+    }
+
+    /// A SQL statement's metrics, in the spirit of OpenTelemetry's
+    /// `db.client.operation.duration`: a timer `db.{system}.{summary}` and, when it failed, a
+    /// counter `db.{system}.errors.{status code}` (else its `error.type`, else `_OTHER`).
+    /// Only spans with a query summary (the SQL adapters') have them.
+    fn db_lines(&self, span: &Span, line: &mut String, mut emit: impl FnMut(&str)) {
+        let (Some(TagValue::Str(system)), Some(TagValue::Str(summary))) = (
+            span.tag_value(keys::db::SYSTEM_NAME),
+            span.tag_value(keys::db::QUERY_SUMMARY),
+        ) else {
+            return;
+        };
+        line.clear();
+        if !self.prefix.is_empty() {
+            line.push_str(&self.prefix);
+            line.push('.');
+        }
+        line.push_str("db.");
+        push_segment(line, system, false);
+        let db_len = line.len();
+        line.push('.');
+        // One segment: `SELECT audit.events` → `SELECT-audit-events`.
+        push_segment(line, summary, false);
+        line.push(':');
+        push_millis(line, span);
+        line.push_str("|ms");
+        emit(line);
+        if span.is_error() {
+            let code = span
+                .tag_value(keys::db::RESPONSE_STATUS_CODE)
+                .or_else(|| span.tag_value(keys::ERROR_TYPE))
+                .map_or_else(|| keys::ERROR_TYPE_OTHER.to_owned(), ToString::to_string);
+            line.truncate(db_len);
+            line.push_str(".errors.");
+            push_segment(line, &code, false);
+            line.push_str(":1|c");
+            emit(line);
+        }
     }
 }
 
@@ -375,6 +424,7 @@ pub struct StatsdBuilder {
     packet_size: usize,
     naming: Option<NamingFn>,
     note_counters: bool,
+    db_metrics: bool,
 }
 
 impl std::fmt::Debug for StatsdBuilder {
@@ -436,6 +486,15 @@ impl StatsdBuilder {
         self
     }
 
+    /// Whether SQL statements also make the database metrics (default: true): a timer
+    /// `db.{system}.{summary}` per statement span (`db.postgresql.SELECT-users`) and a
+    /// counter `db.{system}.errors.{status code}` per failed one, beside the span's own
+    /// timer and counters.
+    pub fn db_metrics(mut self, on: bool) -> Self {
+        self.db_metrics = on;
+        self
+    }
+
     /// The backend, with its UDP socket bound (nothing is sent yet).
     pub fn build(self) -> Result<StatsdBackend, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidValue {
@@ -460,6 +519,7 @@ impl StatsdBuilder {
         };
         let socket = UdpSocket::bind(bind).map_err(socket_error)?;
         socket.set_nonblocking(true).map_err(socket_error)?;
+        super::metrics::install(&socket, target, &self.prefix);
         let sink = BufferedUdpMetricSink::with_capacity(target, socket, self.packet_size).map_err(
             |e| ConfigError::Backend {
                 name: "statsd",
@@ -472,6 +532,7 @@ impl StatsdBuilder {
             prefix: self.prefix,
             naming: self.naming,
             note_counters: self.note_counters,
+            db_metrics: self.db_metrics,
             line: String::new(),
             errors: 0,
         })
@@ -544,6 +605,39 @@ mod tests {
             .with_tag("db.system.name", "sqlite")
             .with_tag("db.operation.name", "SELECT");
         assert_eq!(default_name(&s), "app-0.SELECT");
+    }
+
+    #[test]
+    fn statements_make_database_metrics() {
+        let backend = StatsdBackend::builder("127.0.0.1:9")
+            .note_counters(false)
+            .build()
+            .unwrap();
+        let ok = span("SELECT audit.events", Endpoint::new("app"), 1500)
+            .with_tag(keys::db::SYSTEM_NAME, "postgresql")
+            .with_tag(keys::db::OPERATION_NAME, "SELECT")
+            .with_tag(keys::db::QUERY_SUMMARY, "SELECT audit.events");
+        assert_eq!(
+            backend.lines(&ok),
+            [
+                "app-0.SELECT:1.5|ms",
+                "db.postgresql.SELECT-audit-events:1.5|ms"
+            ]
+        );
+        let failed = ok
+            .clone()
+            .with_tag(keys::ERROR, "duplicate key")
+            .with_tag(keys::db::RESPONSE_STATUS_CODE, "23505");
+        assert_eq!(
+            backend.lines(&failed)[2..],
+            ["db.postgresql.errors.23505:1|c"]
+        );
+        let off = StatsdBackend::builder("127.0.0.1:9")
+            .note_counters(false)
+            .db_metrics(false)
+            .build()
+            .unwrap();
+        assert_eq!(off.lines(&ok), ["app-0.SELECT:1.5|ms"]);
     }
 
     #[test]

@@ -293,8 +293,3 @@ fn resolve_endpoint(
         },
     }
 }
-
-/// Records a failure on `span` (what [`Span::record_error`] does), for the SQL span's code.
-pub(crate) fn record_error_on(span: &mut Span, message: String) {
-    span.record_error(message);
-}

@@ -25,6 +25,7 @@ use reqwest::{Client, Request, RequestBuilder, Response};
 
 use super::{Host, method_text};
 use crate::handle::{DetachedSpan, span};
+use crate::keys;
 use crate::model::{Endpoint, Kind};
 use crate::propagation;
 
@@ -79,8 +80,8 @@ fn prepare(mut request: Request) -> (DetachedSpan, Request) {
     let method = method_text(request.method());
     let mut builder = span(method.clone())
         .kind(Kind::Client)
-        .tag("http.method", method)
-        .tag("http.path", url.path().to_owned());
+        .tag(keys::http::METHOD, method)
+        .tag(keys::http::PATH, url.path().to_owned());
     if let Some(remote) = remote {
         builder = builder.remote_endpoint(remote);
     }
@@ -95,7 +96,7 @@ fn finish(mut span: DetachedSpan, result: reqwest::Result<Response>) -> reqwest:
     match &result {
         Ok(response) => {
             let status = response.status();
-            span.tag("http.status_code", i64::from(status.as_u16()));
+            span.tag(keys::http::STATUS_CODE, i64::from(status.as_u16()));
             if status.is_server_error() {
                 span.record_error(status.as_u16());
             }

@@ -19,6 +19,7 @@ use crate::context::future::{Traced, in_frames};
 use crate::context::stack::Frame;
 use crate::env::{self, EnvLookup};
 use crate::handle::span;
+use crate::keys;
 use crate::model::{Endpoint, Kind, Span, Text, TraceId};
 use crate::propagation;
 
@@ -183,10 +184,10 @@ where
         };
         let mut builder = span(name)
             .kind(Kind::Server)
-            .tag("http.method", method_text(&parts.method))
-            .tag("http.path", parts.uri.path().to_owned());
+            .tag(keys::http::METHOD, method_text(&parts.method))
+            .tag(keys::http::PATH, parts.uri.path().to_owned());
         if let Some(route) = route {
-            builder = builder.tag("http.route", route);
+            builder = builder.tag(keys::http::ROUTE, route);
         }
         let request = Request::from_parts(parts, body);
         if let Some(service) = &self.layer.service {
@@ -249,7 +250,7 @@ where
             Ok(response) => {
                 let status = response.status();
                 with_span(&mut frame, |span| {
-                    span.tag("http.status_code", i64::from(status.as_u16()));
+                    span.tag(keys::http::STATUS_CODE, i64::from(status.as_u16()));
                     if status.is_server_error() {
                         span.record_error(status.as_u16());
                     }

@@ -40,6 +40,7 @@ use http::{HeaderMap, Method, Request};
 use crate::context::abandoned;
 use crate::context::stack::{self, Frame};
 use crate::handle::{SpanBuilder, span};
+use crate::keys;
 use crate::model::TraceToken;
 use crate::model::{Endpoint, Kind, SpanId, Text, TraceId};
 use crate::propagation::{self, Extracted};
@@ -77,8 +78,8 @@ pub fn start_http<B>(service: impl Into<Text>, name: impl Into<Text>, request: &
     let builder = span(name)
         .kind(Kind::Server)
         .endpoint(endpoint)
-        .tag("http.method", method_text(request.method()))
-        .tag("http.path", request.uri().path().to_owned());
+        .tag(keys::http::METHOD, method_text(request.method()))
+        .tag(keys::http::PATH, request.uri().path().to_owned());
     let parent = propagation::extract(request.headers());
     abandoned::start_request(|| server_frame(parent.as_ref(), builder, true));
 }

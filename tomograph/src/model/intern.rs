@@ -22,7 +22,7 @@ struct Global {
     endpoints: Vec<&'static Endpoint>,
     /// Templates by content (a database's: few).
     bases: Vec<&'static SpanTemplate>,
-    /// A statement's template by its base, text and operation (all interned: compared by
+    /// A statement's template by its base and its own tags (all interned: compared by
     /// address).
     statements: HashMap<StatementKey, &'static SpanTemplate>,
     bytes: usize,
@@ -31,8 +31,8 @@ struct Global {
 #[derive(PartialEq, Eq, Hash)]
 struct StatementKey {
     base: usize,
-    text: Option<(usize, usize)>,
-    operation: usize,
+    /// Per tag: the key's address, the value's address and length.
+    tags: Vec<(usize, usize, usize)>,
 }
 
 impl Global {
@@ -133,29 +133,25 @@ pub(crate) fn base_template(
     })
 }
 
-/// The template of a statement: `text` (as `sql.query` and `db.query.text`, when
-/// recorded) and `operation` (`db.operation.name`) ahead of `base`'s tags, talking to
-/// `base`'s remote endpoint.
+/// The template of a statement: its own tags (`(key, value)`, all interned or static:
+/// compared by address) ahead of `base`'s, talking to `base`'s remote endpoint.
 pub(crate) fn statement_template(
     base: &'static SpanTemplate,
-    text: Option<&'static str>,
-    operation: &'static str,
+    own: &[(&'static str, &'static str)],
 ) -> Option<&'static SpanTemplate> {
     let key = StatementKey {
         base: std::ptr::from_ref(base) as usize,
-        text: text.map(|t| (t.as_ptr() as usize, t.len())),
-        operation: operation.as_ptr() as usize,
+        tags: own
+            .iter()
+            .map(|(k, v)| (k.as_ptr() as usize, v.as_ptr() as usize, v.len()))
+            .collect(),
     };
     Global::with(|global| {
         if let Some(found) = global.statements.get(&key) {
             return Some(*found);
         }
-        let mut tags = Vec::with_capacity(base.tags.len() + 3);
-        if let Some(text) = text {
-            tags.push(Tag::new("sql.query", text));
-            tags.push(Tag::new("db.query.text", text));
-        }
-        tags.push(Tag::new("db.operation.name", operation));
+        let mut tags = Vec::with_capacity(base.tags.len() + own.len());
+        tags.extend(own.iter().map(|(k, v)| Tag::new(*k, *v)));
         tags.extend(base.tags.iter().cloned());
         let leaked = global.leak(SpanTemplate {
             remote_endpoint: base.remote_endpoint,

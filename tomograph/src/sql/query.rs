@@ -99,7 +99,7 @@ const OPERATIONS: &[&str] = &[
     "ABORT",
 ];
 
-fn known(word: &str) -> Option<&'static str> {
+pub(super) fn known(word: &str) -> Option<&'static str> {
     OPERATIONS
         .iter()
         .copied()
