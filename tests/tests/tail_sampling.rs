@@ -183,11 +183,16 @@ fn failing_and_slow_traces_reach_zipkin_whole_and_about_one_percent_of_the_rest(
                 .find(|s| s["name"].as_str().unwrap().eq_ignore_ascii_case(name))
                 .unwrap_or_else(|| panic!("no {name} span in {spans:#?}"))
         };
-        assert_eq!(named("insert")["remoteEndpoint"]["serviceName"], "sqlite");
-        named("select");
+        assert_eq!(
+            named("INSERT tg_tail_items")["remoteEndpoint"]["serviceName"],
+            "sqlite"
+        );
+        named("SELECT tg_tail_items");
         match fate {
             Fate::Fails => {
-                let error = named("insert")["tags"]["error"].as_str().unwrap();
+                let error = named("INSERT tg_tail_items")["tags"]["error"]
+                    .as_str()
+                    .unwrap();
                 assert!(error.contains("UNIQUE"), "{error}");
             }
             Fate::Slow => {

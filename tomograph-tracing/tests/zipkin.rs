@@ -149,7 +149,7 @@ fn tower_http_sqlx_and_instrumented_spans_reach_zipkin_as_one_trace() {
     let named =
         |name: &str| -> Vec<&Value> { spans.iter().filter(|s| s["name"] == name).collect() };
 
-    let [select] = named("SELECT")[..] else {
+    let [select] = named("SELECT bridge_users")[..] else {
         panic!("{collected:#}")
     };
     assert_eq!(select["kind"], "CLIENT");
