@@ -5,10 +5,12 @@
 //!   order against a baseline, added cost per operation) and the span benchmarks' shared
 //!   harness;
 //! - [`collector`]: the Zipkin-compatible test collector's HTTP API (`scripts/test` starts it);
-//! - [`spans`]: spans made by hand, for backends' and reporters' tests.
+//! - [`spans`]: spans made by hand, for backends' and reporters' tests;
+//! - [`statsd`]: Etsy's statsd daemon as the tests read it (`peers/statsd-peer`).
 //!
 //! What a user needs to test their own instrumentation stays in `tomograph::testing`.
 
 pub mod bench;
 pub mod collector;
 pub mod spans;
+pub mod statsd;

@@ -12,8 +12,6 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +27,7 @@ use tomograph::{Config, ConsoleBackend, FutureExt, LogBackend, ReporterOptions};
 use tomograph_diesel::DieselTracer;
 use tomograph_sqlx::TracedPool;
 use tomograph_test_support::collector::get_json;
+use tomograph_test_support::statsd::query;
 
 /// Every line the log backend wrote.
 static LOGGED: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -62,24 +61,10 @@ impl Write for Console {
 }
 
 fn statsd_names(admin: &str) -> Vec<String> {
-    // The repository's test peers (`statsd-peer query` needs only python3).
-    let peers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../peers");
-    let port = admin.rsplit(':').next().unwrap_or(admin);
-    let mut names = Vec::new();
-    for what in ["counters", "timers"] {
-        let out = Command::new(peers.join("statsd-peer"))
-            .args(["query", what, port])
-            .output()
-            .expect("statsd-peer runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let map: serde_json::Map<String, Value> = serde_json::from_slice(&out.stdout).unwrap();
-        names.extend(map.keys().cloned());
-    }
-    names
+    ["counters", "timers"]
+        .into_iter()
+        .flat_map(|what| query(what, admin).into_keys())
+        .collect()
 }
 
 /// One database as the scenarios need it: where it is, its placeholders, its type error.

@@ -6,29 +6,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tomograph::backend::statsd::StatsdBackend;
 use tomograph::{Config, SpanId, TraceId, TraceToken};
 use tomograph_rusqlite::{TracedConnection, sql_tracer};
-
-fn query(what: &str, admin: &str) -> BTreeMap<String, Value> {
-    let port = admin.rsplit(':').next().unwrap_or(admin);
-    let peers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../peers");
-    let out = Command::new(peers.join("statsd-peer"))
-        .args(["query", what, port])
-        .output()
-        .expect("statsd-peer runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("statsd-peer prints JSON")
-}
+use tomograph_test_support::statsd::query;
 
 /// A statement that runs long whatever the machine: a million-row recursive CTE.
 const SLOW: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) \

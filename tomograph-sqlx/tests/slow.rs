@@ -6,8 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,21 +13,7 @@ use tomograph::FutureExt;
 use tomograph::backend::statsd::StatsdBackend;
 use tomograph::testing::require_env;
 use tomograph_sqlx::{TracedPool, tracer_builder};
-
-fn query(what: &str, admin: &str) -> BTreeMap<String, Value> {
-    let port = admin.rsplit(':').next().unwrap_or(admin);
-    let peers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../peers");
-    let out = Command::new(peers.join("statsd-peer"))
-        .args(["query", what, port])
-        .output()
-        .expect("statsd-peer runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("statsd-peer prints JSON")
-}
+use tomograph_test_support::statsd::query;
 
 async fn slow_and_fast<DB: tomograph_sqlx::TracedDatabase>(url: &str, slow: &'static str)
 where

@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -14,25 +12,7 @@ use tomograph::backend::statsd::StatsdBackend;
 use tomograph::{
     Endpoint, Kind, Note, Reporter, ReporterOptions, Span, SpanId, Timestamp, TraceId,
 };
-
-/// The repository's test peers (`statsd-peer query` needs only python3).
-fn peers_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../peers")
-}
-
-fn query(what: &str, admin: &str) -> BTreeMap<String, Value> {
-    let port = admin.rsplit(':').next().unwrap_or(admin);
-    let out = Command::new(peers_dir().join("statsd-peer"))
-        .args(["query", what, port])
-        .output()
-        .expect("statsd-peer runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("statsd-peer prints JSON")
-}
+use tomograph_test_support::statsd::query;
 
 fn id(n: u64) -> SpanId {
     SpanId::from_u64(n).expect("non-zero")
