@@ -2,6 +2,7 @@
 
 /// What a span records of the statement's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum QueryText {
     /// The text as written (the default). Bound parameters are placeholders in it, so their
     /// values are not recorded.
@@ -16,6 +17,7 @@ pub enum QueryText {
 
 /// How statements appear in a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SqlMode {
     /// A child span per statement (the default).
     #[default]

@@ -2,6 +2,7 @@
 
 /// The kind of database, for the remote endpoint and `db.system.name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DbSystem {
     /// SQLite.
     Sqlite,
