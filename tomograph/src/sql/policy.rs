@@ -8,7 +8,7 @@ pub enum QueryText {
     /// values are not recorded.
     #[default]
     Raw,
-    /// Literals replaced by `?` ([`normalize`], in the database's [`Dialect`]), for
+    /// Literals replaced by `?` ([`normalize`](super::normalize), in the database's [`Dialect`](super::Dialect)), for
     /// statements built with inline values.
     Normalized,
     /// No text; the span name still gives the operation.

@@ -57,7 +57,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("near ", " at line"),
 ];
 
-/// `message` with every quoted value and literal masked (see the [module](self)).
+/// `message` with every quoted value and literal masked (see the [module docs of `tomograph::sql`](crate::sql)).
 ///
 /// ```
 /// use tomograph::sql::redact_message;

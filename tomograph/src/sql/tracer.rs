@@ -146,8 +146,8 @@ impl SqlTracerBuilder {
         self
     }
     /// Records what is user data: each bound value as a tag `db.query.parameter.<key>`
-    /// (the 0-based index, or the name of a named parameter; at most [`MAX_PARAMETERS`]
-    /// values of at most [`MAX_PARAMETER_LEN`] bytes each), and the database's error
+    /// (the 0-based index, or the name of a named parameter; at most [`MAX_PARAMETERS`](super::MAX_PARAMETERS)
+    /// values of at most [`MAX_PARAMETER_LEN`](super::MAX_PARAMETER_LEN) bytes each), and the database's error
     /// messages as they are (by default every value they quote is masked:
     /// [`redact_message`]). Off by default.
     ///

@@ -1,17 +1,4 @@
 //! Transaction spans: one schema for every adapter ([`SqlTransaction`]), built here.
-//!
-//! A transaction — or a savepoint inside one — is a span `TRANSACTION` around its
-//! statements (`BEGIN`, the statements, `COMMIT` or `ROLLBACK`), tagged:
-//!
-//! | tag | value |
-//! |---|---|
-//! | `db.system.name`, `db.namespace`, `server.*` | the database's |
-//! | `db.transaction.depth` | 1 for a transaction, 2 and up for savepoints (nested transactions) |
-//! | `db.transaction.outcome` | `commit`, `rollback`, or `failed` (it never began) |
-//! | `db.transaction.behavior` | how it takes its locks, where the adapter knows (SQLite's `deferred`, `immediate`, `exclusive`) |
-//! | `error`, `error.type`, `db.response.status_code` | when `BEGIN`, `COMMIT` or `ROLLBACK` failed |
-//!
-//! and a note `commit` or `rollback` when it ends.
 
 use std::error::Error;
 
@@ -44,8 +31,8 @@ impl TransactionOutcome {
     }
 }
 
-/// A transaction's span, built the same way for every adapter: see the
-/// [module docs](self) for its tags. Made by [`SqlTracer::begin_transaction`] (current while
+/// A transaction's span, built the same way for every adapter: see
+/// below for its tags. Made by [`SqlTracer::begin_transaction`] (current while
 /// open: for synchronous adapters, whose statements then nest under it by themselves) or
 /// [`SqlTracer::begin_transaction_under`] (owned: statements start under
 /// [`statement_parent`](Self::statement_parent)). Records nothing when tracing is off, the
@@ -69,6 +56,19 @@ impl TransactionOutcome {
 /// assert_eq!(transaction.tag_value("db.transaction.outcome").unwrap().to_string(), "commit");
 /// assert_eq!(transaction.tag_value("db.transaction.depth").unwrap().to_string(), "1");
 /// ```
+///
+/// A transaction — or a savepoint inside one — is a span `TRANSACTION` around its
+/// statements (`BEGIN`, the statements, `COMMIT` or `ROLLBACK`), tagged:
+///
+/// | tag | value |
+/// |---|---|
+/// | `db.system.name`, `db.namespace`, `server.*` | the database's |
+/// | `db.transaction.depth` | 1 for a transaction, 2 and up for savepoints (nested transactions) |
+/// | `db.transaction.outcome` | `commit`, `rollback`, or `failed` (it never began) |
+/// | `db.transaction.behavior` | how it takes its locks, where the adapter knows (SQLite's `deferred`, `immediate`, `exclusive`) |
+/// | `error`, `error.type`, `db.response.status_code` | when `BEGIN`, `COMMIT` or `ROLLBACK` failed |
+///
+/// and a note `commit` or `rollback` when it ends.
 #[derive(Debug)]
 #[must_use = "end() the transaction with its outcome"]
 pub struct SqlTransaction {
