@@ -340,14 +340,7 @@ impl ConfigBuilder {
 mod tests {
     use super::*;
 
-    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use crate::env::fixed as lookup;
 
     #[test]
     fn reads_every_core_variable() {

@@ -227,6 +227,19 @@ pub(crate) fn read_bool(
     env(name).map(|v| parse_bool(name, &v)).transpose()
 }
 
+/// A fixed environment for unit tests: `pairs` of variable and value, nothing else set.
+#[cfg(test)]
+pub(crate) fn fixed(
+    pairs: &'static [(&'static str, &'static str)],
+) -> impl Fn(&str) -> Option<String> {
+    move |k| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -405,14 +405,7 @@ fn parse_limit(variable: &'static str, value: &str) -> Result<f64, ConfigError> 
 mod tests {
     use super::*;
 
-    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use crate::env::fixed as lookup;
 
     #[test]
     fn nothing_set_means_the_plain_rate_and_no_tail() {
