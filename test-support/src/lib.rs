@@ -6,7 +6,8 @@
 //!   harness;
 //! - [`collector`]: the Zipkin-compatible test collector's HTTP API (`scripts/test` starts it);
 //! - [`spans`]: spans made by hand, for backends' and reporters' tests;
-//! - [`statsd`]: Etsy's statsd daemon as the tests read it (`peers/statsd-peer`).
+//! - [`statsd`]: Etsy's statsd daemon as the tests read it (`peers/statsd-peer`);
+//! - [`tracer`]: the process's one tracer, installed once and taken in turns.
 //!
 //! What a user needs to test their own instrumentation stays in `tomograph::testing`.
 
@@ -14,3 +15,4 @@ pub mod bench;
 pub mod collector;
 pub mod spans;
 pub mod statsd;
+pub mod tracer;

@@ -14,43 +14,32 @@ use tomograph::sample::{
 use tomograph::{
     Config, ConfigBuilder, MemoryBackend, ReporterOptions, SpanId, TraceId, TraceToken,
 };
-
-/// The tracer is process-wide and the tests read its counters: they take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use tomograph_test_support::tracer::{install_once, turn};
 
 fn install() -> MemoryBackend {
-    static MEMORY: std::sync::OnceLock<MemoryBackend> = std::sync::OnceLock::new();
-    MEMORY
-        .get_or_init(|| {
-            let memory = MemoryBackend::new();
-            let env = |k: &str| match k {
-                "TOMOGRAPH_SAMPLE_RULES" => {
-                    Some("GET /health=0, POST /checkout=1, GET /static/*=0, *=0".to_owned())
-                }
-                "TOMOGRAPH_TAIL_SAMPLING" => Some("1".to_owned()),
-                "TOMOGRAPH_TAIL_SLOW_MS" => Some("60000".to_owned()),
-                _ => None,
-            };
-            let config = ConfigBuilder::from_lookup(&env, "")
-                .unwrap()
-                .service_name("samplers")
-                .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(5)))
-                .propagation(Propagation::only([
-                    Format::B3,
-                    Format::W3c,
-                    Format::XTraceInfo,
-                ]))
-                .backend(memory.clone())
-                .build();
-            assert!(config.sampler().is_some() && config.tail_sampling().is_some());
-            tomograph::init(config).unwrap();
-            memory
-        })
-        .clone()
-}
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    install_once(|memory| {
+        let env = |k: &str| match k {
+            "TOMOGRAPH_SAMPLE_RULES" => {
+                Some("GET /health=0, POST /checkout=1, GET /static/*=0, *=0".to_owned())
+            }
+            "TOMOGRAPH_TAIL_SAMPLING" => Some("1".to_owned()),
+            "TOMOGRAPH_TAIL_SLOW_MS" => Some("60000".to_owned()),
+            _ => None,
+        };
+        let config = ConfigBuilder::from_lookup(&env, "")
+            .unwrap()
+            .service_name("samplers")
+            .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(5)))
+            .propagation(Propagation::only([
+                Format::B3,
+                Format::W3c,
+                Format::XTraceInfo,
+            ]))
+            .backend(memory)
+            .build();
+        assert!(config.sampler().is_some() && config.tail_sampling().is_some());
+        config
+    })
 }
 
 fn flush() {

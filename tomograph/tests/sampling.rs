@@ -4,32 +4,22 @@
 use std::time::Duration;
 
 use tomograph::{Config, MemoryBackend, ReporterOptions, TraceId, TraceToken};
-
-/// `set_enabled` is process-wide: the tests of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use tomograph_test_support::tracer::{install_once, turn};
 
 fn install() -> MemoryBackend {
-    static MEMORY: std::sync::OnceLock<MemoryBackend> = std::sync::OnceLock::new();
-    MEMORY
-        .get_or_init(|| {
-            let memory = MemoryBackend::new();
-            tomograph::init(
-                Config::builder()
-                    .service_name("sampling")
-                    .sample_rate(0.0)
-                    .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(5)))
-                    .backend(memory.clone())
-                    .build(),
-            )
-            .unwrap();
-            memory
-        })
-        .clone()
+    install_once(|memory| {
+        Config::builder()
+            .service_name("sampling")
+            .sample_rate(0.0)
+            .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(5)))
+            .backend(memory)
+            .build()
+    })
 }
 
 #[test]
 fn unsampled_roots_record_nothing_but_keep_ids_for_propagation() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let memory = install();
     let root = tomograph::span("not sampled").root().start();
     let token = root.token().unwrap();
@@ -55,7 +45,7 @@ fn unsampled_roots_record_nothing_but_keep_ids_for_propagation() {
 
 #[test]
 fn an_unsampled_upstream_decision_is_inherited_by_every_descendant() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let _memory = install();
     let upstream = TraceToken::new(
         TraceId::from_u64(0xdead).unwrap(),
@@ -86,7 +76,7 @@ fn an_unsampled_upstream_decision_is_inherited_by_every_descendant() {
 
 #[test]
 fn a_sampled_upstream_decision_wins_over_the_local_rate() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let memory = install();
     let upstream = TraceToken::new(
         TraceId::from_u64(0xfeed).unwrap(),
@@ -116,7 +106,7 @@ fn a_sampled_upstream_decision_wins_over_the_local_rate() {
 
 #[test]
 fn switching_tracing_off_makes_every_call_a_no_op() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let _memory = install();
     tomograph::set_enabled(false);
     let g = tomograph::span("off").root().start();

@@ -6,44 +6,35 @@ use std::time::Duration;
 
 use tomograph::sample::{Never, TailSampling};
 use tomograph::{Config, MemoryBackend, ReporterOptions};
+use tomograph_test_support::tracer::{install_once, turn};
 
 const MAX_SPANS: usize = 500;
 const MAX_TRACES: usize = 20;
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn install() -> MemoryBackend {
-    static MEMORY: std::sync::OnceLock<MemoryBackend> = std::sync::OnceLock::new();
-    MEMORY
-        .get_or_init(|| {
-            let memory = MemoryBackend::new();
-            tomograph::init(
-                Config::builder()
-                    .service_name("tail-bounds")
-                    .sampler(Never)
-                    .tail_sampling(
-                        TailSampling::default()
-                            .max_held_spans(MAX_SPANS)
-                            .max_held_traces(MAX_TRACES)
-                            .max_hold(Duration::from_millis(300)),
-                    )
-                    .reporter(
-                        ReporterOptions::default()
-                            .batch_size(64)
-                            .batch_interval(Duration::from_millis(5)),
-                    )
-                    .backend(memory.clone())
-                    .build(),
+    install_once(|memory| {
+        Config::builder()
+            .service_name("tail-bounds")
+            .sampler(Never)
+            .tail_sampling(
+                TailSampling::default()
+                    .max_held_spans(MAX_SPANS)
+                    .max_held_traces(MAX_TRACES)
+                    .max_hold(Duration::from_millis(300)),
             )
-            .unwrap();
-            memory
-        })
-        .clone()
+            .reporter(
+                ReporterOptions::default()
+                    .batch_size(64)
+                    .batch_interval(Duration::from_millis(5)),
+            )
+            .backend(memory)
+            .build()
+    })
 }
 
 #[test]
 fn a_root_that_never_ends_holds_at_most_the_caps() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let memory = install();
     // Never ends: leaked on purpose.
     let forever = tomograph::span("consume queue forever")
@@ -104,7 +95,7 @@ fn a_root_that_never_ends_holds_at_most_the_caps() {
 
 #[test]
 fn a_trace_held_past_the_time_limit_is_decided_early() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let memory = install();
     let before = tomograph::stats().sampling;
     let root = tomograph::span("stuck request").root().start_detached();
