@@ -39,7 +39,8 @@ const MAX_IN_FLIGHT: usize = 64;
 pub struct TracingInstrumentation {
     config: DieselTracer,
     /// Statements started and not yet finished, oldest first; `None` for one not traced.
-    statements: VecDeque<Option<SqlSpan>>,
+    /// (Owned: they sit beside the tracer they would borrow.)
+    statements: VecDeque<Option<SqlSpan<'static>>>,
     transactions: Vec<Transaction>,
     connect: Option<DetachedSpan>,
 }
@@ -101,11 +102,11 @@ impl TracingInstrumentation {
                 if let Some(binds) = binds {
                     span.parameters(|| query::bind_values(&binds));
                 }
-                Some(span)
+                Some(span.into_owned())
             }
         } else if sql.watches_slow() {
             // Timed only: the text is read at the end, if the statement was slow.
-            Some(sql.start_timer())
+            Some(sql.start_timer().into_owned())
         } else {
             None
         };

@@ -321,7 +321,7 @@ impl TracedConnection {
 
 /// Ends `span` for a statement that returned `error`: a failure with SQLite's code (hooks
 /// run), except `QueryReturnedNoRows`, which is a successful statement with no rows.
-pub(crate) fn fail(span: SqlSpan, sql: &str, error: &rusqlite::Error) {
+pub(crate) fn fail(span: SqlSpan<'_>, sql: &str, error: &rusqlite::Error) {
     if matches!(error, rusqlite::Error::QueryReturnedNoRows) {
         span.finish_with_rows(0);
     } else {

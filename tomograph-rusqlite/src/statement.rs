@@ -265,7 +265,7 @@ impl<'conn> TracedStatement<'conn> {
     fn run<T>(
         &mut self,
         call: impl FnOnce(&mut Statement<'conn>) -> rusqlite::Result<T>,
-        done: impl FnOnce(&mut SqlSpan, &T),
+        done: impl FnOnce(&mut SqlSpan<'_>, &T),
     ) -> rusqlite::Result<T> {
         let tracer = self.tracer;
         if !tracer.would_trace() && !tracer.watches_slow() {
@@ -295,7 +295,7 @@ impl<'conn> TracedStatement<'conn> {
 #[must_use = "rows are lazy and do nothing unless read"]
 pub struct TracedRows<'stmt> {
     rows: Rows<'stmt>,
-    span: Option<SqlSpan>,
+    span: Option<SqlSpan<'stmt>>,
     sql: &'stmt str,
     tracer: &'stmt SqlTracer,
     count: u64,

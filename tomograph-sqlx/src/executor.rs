@@ -62,13 +62,16 @@ pub(crate) struct Target<'c, X> {
     pub(crate) origin: Origin,
 }
 
-/// Starts the span of a statement issued at `origin` ([`SqlTracer::start_under`]).
-pub(crate) fn start(tracer: &SqlTracer, origin: Origin, sql: &str) -> SqlSpan {
+/// Starts the span of a statement issued at `origin` ([`SqlTracer::start_under`]). Owned: it
+/// lives in futures and streams that outlive the borrow (a reference count is nothing beside
+/// a round trip to the database).
+pub(crate) fn start(tracer: &SqlTracer, origin: Origin, sql: &str) -> SqlSpan<'static> {
     match origin.summary {
         Some(summary) => tracer
             .start_statement_under(&tracer.statement_with_summary(sql, summary), origin.parent),
         None => tracer.start_under(sql, origin.parent),
     }
+    .into_owned()
 }
 
 /// One statement in flight: its span (which counts the rows) and its text. Dropped before
@@ -77,7 +80,7 @@ pub(crate) fn start(tracer: &SqlTracer, origin: Origin, sql: &str) -> SqlSpan {
 /// counted so far and a `dropped` note.
 pub(crate) struct Call<DB: TracedDatabase> {
     sql: SqlStr,
-    span: Option<SqlSpan>,
+    span: Option<SqlSpan<'static>>,
     _db: PhantomData<fn() -> DB>,
 }
 

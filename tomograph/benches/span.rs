@@ -10,9 +10,11 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry_sdk::trace::Sampler;
 use tomograph::TraceToken;
-use tomograph_test_support::bench::install_tomograph;
 use tomograph_test_support::bench::peers::{
     chunked, install_fastrace, keep, otel_subscriber, tomograph_root,
+};
+use tomograph_test_support::bench::{
+    added_costs, bench_pairs, install_tomograph, interleaved_ratios,
 };
 
 fn fastrace_root(body: &mut dyn FnMut()) {
@@ -44,6 +46,8 @@ fn benches(c: &mut Criterion) {
     let registry = tracing::Dispatch::new(registry);
     let otel = tracing::Dispatch::new(otel);
     let otel_off = tracing::Dispatch::new(otel_off);
+
+    interleaved();
 
     let mut g = c.benchmark_group("child_span");
     g.bench_function("tomograph", |b| {
@@ -192,6 +196,106 @@ fn benches(c: &mut Criterion) {
         "tomograph reporter: accepted {} dropped {} (spans dropped under overload are counted, not hidden)",
         stats.accepted, stats.dropped
     );
+}
+
+/// Criterion runs its rows seconds apart, and the load of a shared 2-core machine drifts in
+/// between: these lines alternate batches of the two sides (ABBA, with an A/A control) and
+/// report per-pair ratios — the numbers the targets of DESIGN.md §9 are read from.
+fn interleaved() {
+    const BATCH: u64 = 256 * 40;
+    let pairs = bench_pairs(60);
+    let child = |scope: fn(&mut dyn FnMut()), op: fn()| -> Box<dyn FnMut() -> Duration> {
+        Box::new(move || chunked(BATCH, scope, op))
+    };
+    eprintln!(
+        "child span, tomograph / fastrace: {}",
+        interleaved_ratios(
+            pairs,
+            child(fastrace_root, || {
+                keep(fastrace::local::LocalSpan::enter_with_local_parent("child"))
+            }),
+            vec![(
+                "tomograph",
+                child(tomograph_root, || keep(tomograph::span("child").start())),
+            )],
+        )
+    );
+    eprintln!(
+        "root span, fastrace / tomograph: {}",
+        interleaved_ratios(
+            pairs,
+            child(
+                |body| body(),
+                || keep(tomograph::span("root").root().start())
+            ),
+            vec![(
+                "fastrace",
+                child(
+                    |body| body(),
+                    || {
+                        keep(fastrace::Span::root(
+                            "root",
+                            fastrace::collector::SpanContext::random(),
+                        ))
+                    }
+                ),
+            )],
+        )
+    );
+    fn unsampled_root(body: &mut dyn FnMut()) {
+        let unsampled = TraceToken::new(
+            tomograph::TraceId::random(false),
+            tomograph::SpanId::random(),
+            false,
+        );
+        let _root = tomograph::span("unsampled root")
+            .child_of(unsampled)
+            .start();
+        body();
+    }
+    fn fastrace_unsampled_root(body: &mut dyn FnMut()) {
+        let root = fastrace::Span::root(
+            "root",
+            fastrace::collector::SpanContext::random().sampled(false),
+        );
+        let _g = root.set_local_parent();
+        body();
+    }
+    eprintln!(
+        "unsampled child span, tomograph / fastrace: {}",
+        interleaved_ratios(
+            pairs,
+            child(fastrace_unsampled_root, || {
+                keep(fastrace::local::LocalSpan::enter_with_local_parent("child"))
+            }),
+            vec![(
+                "tomograph",
+                child(unsampled_root, || keep(tomograph::span("child").start())),
+            )],
+        )
+    );
+
+    // An SQL statement's span (interned statement, rows counted) against a bare span.
+    let db = tomograph::sql::SqlTracer::builder(tomograph::sql::DbSystem::Sqlite).build();
+    let statement = db.statement("SELECT name FROM users WHERE id = ?1");
+    let cost = added_costs(
+        "SQL statement span over a bare span (target: ≤ +25 ns)",
+        pairs,
+        u32::try_from(BATCH).unwrap_or(u32::MAX),
+        child(tomograph_root, || {
+            keep(tomograph::span("SELECT users").start_detached())
+        }),
+        vec![(
+            "statement span",
+            Box::new(|| {
+                chunked(BATCH, tomograph_root, || {
+                    db.start_statement(std::hint::black_box(&statement))
+                        .finish_with_rows(1)
+                })
+            }),
+        )],
+    );
+    cost.print("statement span");
 }
 
 criterion_group! {

@@ -13,7 +13,8 @@ use thin_vec::ThinVec;
 use crate::clock::Timestamp;
 use crate::context::stack::{self, Frame};
 use crate::model::{
-    Endpoint, EndpointRef, Kind, Peer, Span, SpanId, Tag, TagValue, Text, TraceToken,
+    Endpoint, EndpointRef, Kind, Peer, RowCounts, Span, SpanId, SpanTemplate, Tag, TagValue, Text,
+    TraceToken,
 };
 use crate::sample::{self, Placement};
 use crate::tracer::{self, Tracer};
@@ -44,7 +45,7 @@ pub fn span(name: impl Into<Text>) -> SpanBuilder {
         parent: Parent::Current,
         kind: None,
         endpoint: None,
-        remote: None,
+        peer: None,
         tags: ThinVec::new(),
         shared: false,
     }
@@ -65,7 +66,8 @@ pub struct SpanBuilder {
     parent: Parent,
     kind: Option<Kind>,
     endpoint: Option<Endpoint>,
-    remote: Option<Endpoint>,
+    /// The remote endpoint given, or a statement's template.
+    peer: Option<Peer>,
     tags: ThinVec<Tag>,
     shared: bool,
 }
@@ -110,7 +112,13 @@ impl SpanBuilder {
 
     /// The peer this span talks to.
     pub fn remote_endpoint(mut self, remote: Endpoint) -> Self {
-        self.remote = Some(remote);
+        self.peer = Some(Peer::Endpoint(EndpointRef::Shared(Arc::new(remote))));
+        self
+    }
+
+    /// The span shares `template` (a statement's tags and remote endpoint).
+    pub(crate) fn template(mut self, template: &'static SpanTemplate) -> Self {
+        self.peer = Some(Peer::Template(template));
         self
     }
 
@@ -154,7 +162,7 @@ impl SpanBuilder {
         let this = std::mem::ManuallyDrop::new(self);
         let owns_nothing = this.name.is_static()
             && this.endpoint.is_none()
-            && this.remote.is_none()
+            && matches!(this.peer, None | Some(Peer::Template(..)))
             && this.tags.capacity() == 0;
         if !owns_nothing {
             drop_cold(std::mem::ManuallyDrop::into_inner(this));
@@ -253,13 +261,12 @@ impl SpanBuilder {
             name: self.name,
             kind: self.kind,
             local_endpoint,
-            peer: self
-                .remote
-                .map(|r| Peer::Endpoint(EndpointRef::Shared(Arc::new(r)))),
+            peer: self.peer,
             start: Timestamp::now(),
             end: Timestamp::default(),
             annotations: ThinVec::new(),
             tags: self.tags,
+            row_counts: RowCounts::NONE,
             debug,
             shared: self.shared,
             remote_parent,

@@ -11,7 +11,9 @@ use crate::text::Text;
 
 use super::endpoint::EndpointRef;
 use super::tag::Tags;
-use super::{Endpoint, Kind, Note, START_NOTE, STOP_NOTE, SpanId, Tag, TagValue, TraceId};
+use super::{
+    Endpoint, Kind, Note, RowCounts, START_NOTE, STOP_NOTE, SpanId, Tag, TagValue, TraceId,
+};
 
 /// What many spans share — a database's remote endpoint and tags, a SQL statement's text —
 /// built once, interned (`'static`) and pointed at by each span instead of copied into it, so
@@ -68,6 +70,8 @@ pub struct Span {
     pub(crate) end: Timestamp,
     pub(crate) annotations: ThinVec<Note>,
     pub(crate) tags: ThinVec<Tag>,
+    /// An SQL statement's row counts, as interned tags (read after the own tags).
+    pub(crate) row_counts: RowCounts,
     pub(crate) debug: bool,
     pub(crate) shared: bool,
     pub(crate) remote_parent: bool,
@@ -101,6 +105,7 @@ impl Span {
             end: start,
             annotations: ThinVec::new(),
             tags: ThinVec::new(),
+            row_counts: RowCounts::NONE,
             debug: false,
             shared: false,
             remote_parent: false,
@@ -271,6 +276,7 @@ impl Span {
                 _ => &[],
             },
             own: &self.tags,
+            counts: self.row_counts.tags(),
         }
     }
     /// The last value set for `key`.

@@ -130,23 +130,32 @@ impl Tag {
 pub struct Tags<'a> {
     pub(super) shared: &'a [Tag],
     pub(super) own: &'a [Tag],
+    /// An SQL statement's interned row counts.
+    pub(super) counts: &'a [Tag],
 }
 
-/// The iterator over [`Tags`]: the shared tags, then the span's own.
-pub type TagsIter<'a> = std::iter::Chain<std::slice::Iter<'a, Tag>, std::slice::Iter<'a, Tag>>;
+/// The iterator over [`Tags`]: the shared tags, then the span's own (a statement's row counts
+/// last).
+pub type TagsIter<'a> = std::iter::Chain<
+    std::iter::Chain<std::slice::Iter<'a, Tag>, std::slice::Iter<'a, Tag>>,
+    std::slice::Iter<'a, Tag>,
+>;
 
 impl<'a> Tags<'a> {
     /// How many tags (a key set twice counts twice).
     pub fn len(&self) -> usize {
-        self.shared.len() + self.own.len()
+        self.shared.len() + self.own.len() + self.counts.len()
     }
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.shared.is_empty() && self.own.is_empty()
+        self.shared.is_empty() && self.own.is_empty() && self.counts.is_empty()
     }
     /// Every tag, in the order set.
     pub fn iter(&self) -> TagsIter<'a> {
-        self.shared.iter().chain(self.own.iter())
+        self.shared
+            .iter()
+            .chain(self.own.iter())
+            .chain(self.counts.iter())
     }
     /// The last value set for `key`.
     pub fn get(&self, key: &str) -> Option<&'a TagValue> {

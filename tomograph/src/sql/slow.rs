@@ -15,7 +15,7 @@ use super::span::State;
 use crate::keys;
 
 /// Reports `span`'s statement as slow (it ran `elapsed`).
-pub(super) fn report(span: &mut SqlSpan, elapsed: Duration) {
+pub(super) fn report(span: &mut SqlSpan<'_>, elapsed: Duration) {
     if let State::Span(recorded) = &mut span.state {
         recorded.tag(keys::db::SLOW, true);
         recorded.annotate("slow statement");

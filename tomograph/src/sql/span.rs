@@ -1,6 +1,7 @@
 //! [`SqlSpan`]: one running statement — started by the tracer under the current span or a
 //! captured parent, tagged with its outcome, ended by `finish` or `fail`.
 
+use std::borrow::Cow;
 use std::error::Error;
 use std::fmt::Display;
 use std::time::Duration;
@@ -11,23 +12,23 @@ use crate::context::stack;
 use crate::handle::{self as api, DetachedSpan};
 use crate::keys;
 use crate::model::TraceToken;
-use crate::model::{Kind, Peer, SpanId, Tag, TagValue, Text};
+use crate::model::{Kind, Peer, RowCounts, SpanId, Tag, TagValue, Text};
 
 impl SqlTracer {
     /// A statement is about to run, as a child of the current span.
-    pub fn start(&self, sql: &str) -> SqlSpan {
+    pub fn start(&self, sql: &str) -> SqlSpan<'_> {
         if !self.would_trace() {
             return self.timed(|| self.statement(sql));
         }
-        self.begin(self.statement(sql))
+        self.begin(&self.statement(sql))
     }
 
     /// A prepared statement is about to run (nothing is copied).
-    pub fn start_statement(&self, statement: &SqlStatement) -> SqlSpan {
+    pub fn start_statement(&self, statement: &SqlStatement) -> SqlSpan<'_> {
         if !self.would_trace() {
             return self.timed(|| statement.clone());
         }
-        self.begin(statement.clone())
+        self.begin(statement)
     }
 
     /// A statement is about to run as a child of `parent` rather than of the current span:
@@ -44,16 +45,20 @@ impl SqlTracer {
     ///     db.start_child_of("INSERT INTO t VALUES (1)", parent).finish();
     /// }
     /// ```
-    pub fn start_child_of(&self, sql: &str, parent: TraceToken) -> SqlSpan {
-        self.start_statement_child_of(self.statement(sql), parent)
+    pub fn start_child_of(&self, sql: &str, parent: TraceToken) -> SqlSpan<'_> {
+        self.start_statement_child_of(&self.statement(sql), parent)
     }
 
-    fn start_statement_child_of(&self, statement: SqlStatement, parent: TraceToken) -> SqlSpan {
+    fn start_statement_child_of(
+        &self,
+        statement: &SqlStatement,
+        parent: TraceToken,
+    ) -> SqlSpan<'_> {
         if self.inner.mode == SqlMode::Annotations {
-            return self.start_statement(&statement);
+            return self.start_statement(statement);
         }
         if !self.switched_on() || !parent.sampled() {
-            return self.timed(|| statement);
+            return self.timed(|| statement.clone());
         }
         self.begin_with(statement, Some(parent))
     }
@@ -78,7 +83,7 @@ impl SqlTracer {
     /// // … later, in another task or thread:
     /// db.start_under("SELECT * FROM carts", issued_in).finish();
     /// ```
-    pub fn start_under(&self, sql: &str, captured: Option<TraceToken>) -> SqlSpan {
+    pub fn start_under(&self, sql: &str, captured: Option<TraceToken>) -> SqlSpan<'_> {
         self.start_statement_under(&self.statement(sql), captured)
     }
 
@@ -87,11 +92,11 @@ impl SqlTracer {
         &self,
         statement: &SqlStatement,
         captured: Option<TraceToken>,
-    ) -> SqlSpan {
+    ) -> SqlSpan<'_> {
         let current = stack::current_token();
         match captured {
             Some(parent) if current == Some(parent) => self.start_statement(statement),
-            Some(parent) => self.start_statement_child_of(statement.clone(), parent),
+            Some(parent) => self.start_statement_child_of(statement, parent),
             None if current.is_none() => self.start_statement(statement),
             None => self.timed(|| statement.clone()),
         }
@@ -99,7 +104,7 @@ impl SqlTracer {
 
     /// A statement span that records nothing, for a statement the adapter chose not to trace
     /// (a pool's health check, say); [`SqlSpan::fail`] on it still runs the `on_error` hooks.
-    pub fn untraced(&self) -> SqlSpan {
+    pub fn untraced(&self) -> SqlSpan<'_> {
         self.off()
     }
 
@@ -108,7 +113,7 @@ impl SqlTracer {
     /// when one is set, for adapters that only read the statement's text when they must
     /// (then they give it with [`SqlSpan::set_statement`] once
     /// [`SqlSpan::needs_statement`] says so).
-    pub fn start_timer(&self) -> SqlSpan {
+    pub fn start_timer(&self) -> SqlSpan<'_> {
         let mut span = self.off();
         if self.watches_slow() {
             span.start = Some(Timestamp::now());
@@ -116,9 +121,9 @@ impl SqlTracer {
         span
     }
 
-    pub(super) fn off(&self) -> SqlSpan {
+    pub(super) fn off(&self) -> SqlSpan<'_> {
         SqlSpan {
-            tracer: self.clone(),
+            tracer: Cow::Borrowed(self),
             state: State::Off,
             start: None,
             statement: None,
@@ -128,7 +133,7 @@ impl SqlTracer {
     }
 
     /// Not recorded, but timed when slow statements are watched.
-    fn timed(&self, statement: impl FnOnce() -> SqlStatement) -> SqlSpan {
+    fn timed(&self, statement: impl FnOnce() -> SqlStatement) -> SqlSpan<'_> {
         let mut span = self.off();
         if self.watches_slow() {
             span.statement = Some(statement());
@@ -137,11 +142,13 @@ impl SqlTracer {
         span
     }
 
-    fn begin(&self, statement: SqlStatement) -> SqlSpan {
+    fn begin(&self, statement: &SqlStatement) -> SqlSpan<'_> {
         self.begin_with(statement, None)
     }
 
-    fn begin_with(&self, statement: SqlStatement, parent: Option<TraceToken>) -> SqlSpan {
+    /// The recorded span of `statement` (borrowed: a statement is copied only when the
+    /// slow-statement check keeps it for its report).
+    fn begin_with(&self, statement: &SqlStatement, parent: Option<TraceToken>) -> SqlSpan<'_> {
         let inner = &*self.inner;
         let start = self.watches_slow().then(Timestamp::now);
         match inner.mode {
@@ -152,10 +159,12 @@ impl SqlTracer {
                 if let Some(parent) = parent {
                     builder = builder.child_of(parent);
                 }
+                if let Some(template) = statement.template {
+                    builder = builder.template(template);
+                }
                 let mut span = builder.start_detached();
                 span.with_span(|span| {
-                    if let Some(template) = statement.template {
-                        span.peer = Some(Peer::Template(template));
+                    if statement.template.is_some() {
                         return;
                     }
                     span.peer = Some(Peer::Endpoint(inner.remote.clone()));
@@ -166,10 +175,10 @@ impl SqlTracer {
                     span.tags.extend(inner.fixed_tags.iter().cloned());
                 });
                 SqlSpan {
-                    tracer: self.clone(),
+                    tracer: Cow::Borrowed(self),
                     state: State::Span(span),
                     start,
-                    statement: start.map(|_| statement),
+                    statement: start.map(|_| statement.clone()),
                     rows: None,
                     affected: None,
                 }
@@ -184,17 +193,17 @@ impl SqlTracer {
                 });
                 match id {
                     Some(id) => SqlSpan {
-                        tracer: self.clone(),
+                        tracer: Cow::Borrowed(self),
                         state: State::Note {
                             span: id,
                             operation: statement.operation,
                         },
                         start: Some(start.unwrap_or_else(Timestamp::now)),
-                        statement: start.map(|_| statement),
+                        statement: start.map(|_| statement.clone()),
                         rows: None,
                         affected: None,
                     },
-                    None => self.timed(|| statement),
+                    None => self.timed(|| statement.clone()),
                 }
             }
         }
@@ -215,10 +224,14 @@ pub(super) enum State {
 /// in a future across `.await` and move between threads. Dropped without
 /// [`finish`](SqlSpan::finish) or [`fail`](SqlSpan::fail) (a cancelled future, a stream dropped
 /// early), it ends as it stands, with the rows counted so far.
+///
+/// It borrows its tracer (no reference count per statement); an adapter that keeps the span
+/// where it cannot borrow (beside the tracer in one struct) makes it
+/// [`into_owned`](SqlSpan::into_owned).
 #[must_use = "finish() or fail() the statement's span"]
 #[derive(Debug)]
-pub struct SqlSpan {
-    pub(super) tracer: SqlTracer,
+pub struct SqlSpan<'t> {
+    pub(super) tracer: Cow<'t, SqlTracer>,
     pub(super) state: State,
     /// When the statement started, when timed (annotation mode, slow-statement check).
     pub(super) start: Option<Timestamp>,
@@ -230,7 +243,36 @@ pub struct SqlSpan {
     pub(super) affected: Option<u64>,
 }
 
-impl SqlSpan {
+impl SqlSpan<'_> {
+    /// The same span, holding its own handle on the tracer (one reference count) instead of
+    /// borrowing it: for an adapter that keeps running statements in a struct that also owns
+    /// the tracer.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlSpan, SqlTracer};
+    /// struct Running {
+    ///     tracer: SqlTracer,
+    ///     statement: Option<SqlSpan<'static>>,
+    /// }
+    /// let mut running = Running { tracer: SqlTracer::builder(DbSystem::Sqlite).build(), statement: None };
+    /// running.statement = Some(running.tracer.start("SELECT 1").into_owned());
+    /// ```
+    pub fn into_owned(mut self) -> SqlSpan<'static> {
+        let tracer = Cow::Owned(self.tracer.clone().into_owned());
+        let state = std::mem::replace(&mut self.state, State::Off);
+        let span = SqlSpan {
+            tracer,
+            state,
+            start: self.start.take(),
+            statement: self.statement.take(),
+            rows: self.rows.take(),
+            affected: self.affected.take(),
+        };
+        // `self` is now empty: its drop does nothing.
+        drop(self);
+        span
+    }
+
     /// Whether anything is recorded.
     pub fn is_recording(&self) -> bool {
         match &self.state {
@@ -362,8 +404,7 @@ impl SqlSpan {
 
     /// The statement succeeded and returned (or changed) `rows` rows.
     pub fn finish_with_rows(mut self, rows: u64) {
-        self.rows = None;
-        self.returned_rows(rows);
+        self.rows = Some(rows);
         drop(self);
     }
 
@@ -456,13 +497,31 @@ impl SqlSpan {
         self.statement = Some(self.tracer.statement(sql));
     }
 
-    /// Tags the counted rows (once).
+    /// Tags the counted rows (once): as interned tags when the counts are small (a span made
+    /// from a statement template then needs no tag vector at all); else as its own tags.
     fn tag_counts(&mut self) {
-        let rows = self.rows.take();
+        let (rows, affected) = (self.rows.take(), self.affected.take());
+        if rows.is_none() && affected.is_none() {
+            return;
+        }
+        if let State::Span(span) = &mut self.state {
+            let mut interned = false;
+            span.with_span(|span| {
+                if span.row_counts == RowCounts::NONE
+                    && let Some(small) = RowCounts::new(rows, affected)
+                {
+                    span.row_counts = small;
+                    interned = true;
+                }
+            });
+            if interned {
+                return;
+            }
+        }
         if let Some(rows) = rows {
             self.returned_rows(rows);
         }
-        if let Some(affected) = self.affected.take()
+        if let Some(affected) = affected
             && (affected > 0 || rows.unwrap_or(0) == 0)
         {
             self.affected_rows(affected);
@@ -485,7 +544,7 @@ pub(super) struct Failure<'a> {
     pub(super) error_type: &'a str,
 }
 
-impl Drop for SqlSpan {
+impl Drop for SqlSpan<'_> {
     fn drop(&mut self) {
         self.tag_counts();
         if let Some(elapsed) = self.slow_for() {

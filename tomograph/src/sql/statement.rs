@@ -254,7 +254,7 @@ mod tests {
 
     use super::*;
     use crate::clock::Timestamp;
-    use crate::model::{Endpoint, EndpointRef, Peer, Span, SpanId, Tag};
+    use crate::model::{Endpoint, EndpointRef, Peer, RowCounts, Span, SpanId, Tag};
     use crate::sql::DbSystem;
 
     #[test]
@@ -324,8 +324,10 @@ mod tests {
         };
         assert!(!template(&statements[0]).is_null());
         assert_eq!(template(&statements[0]), template(&statements[1]));
+        // (the row count is interned: no tag vector either)
         assert!(statements[0].tags.is_empty());
-        assert_eq!(statements[1].tags.len(), 1);
+        assert!(statements[1].tags.is_empty());
+        assert_ne!(statements[1].row_counts, RowCounts::NONE);
     }
 
     #[test]
@@ -343,11 +345,20 @@ mod tests {
         )
         .with_tag("mine", 1);
         span.peer = Some(Peer::Template(template));
+        span.row_counts = RowCounts::new(Some(3), None).unwrap();
         let before: Vec<Tag> = span.tags().iter().cloned().collect();
         span.set_remote_endpoint(EndpointRef::Shared(Arc::new(Endpoint::new("proxy"))));
         let after: Vec<Tag> = span.tags().iter().cloned().collect();
         assert_eq!(before, after);
-        assert_eq!(after.last().map(|t| t.key.as_str()), Some("mine"));
+        let last: Vec<&str> = after.iter().rev().take(2).map(|t| t.key.as_str()).collect();
+        assert_eq!(last, ["db.response.returned_rows", "mine"]);
+        assert!(
+            !span
+                .tags
+                .iter()
+                .any(|t| t.key == "db.response.returned_rows")
+        );
+        assert_eq!(span.tag_value("db.response.returned_rows"), Some(&3.into()));
         assert_eq!(
             span.remote_endpoint().map(Endpoint::service_name),
             Some("proxy")
