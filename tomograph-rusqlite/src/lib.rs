@@ -94,7 +94,8 @@ pub use code::error_code;
 pub use connection::TracedConnection;
 #[cfg(feature = "r2d2")]
 pub use pool::{
-    TracedPool, TracedPooledConnection, TracedSqliteConnectionManager, watch_pool_gauges,
+    TracedPool, TracedPooledConnection, TracedSqliteConnectionManager, pool_builder,
+    watch_pool_gauges,
 };
 pub use statement::{TracedAndThenRows, TracedMappedRows, TracedRows, TracedStatement};
 pub use transaction::TracedTransaction;
