@@ -17,13 +17,15 @@ pub type TracedPooledConnection = r2d2::PooledConnection<TracedSqliteConnectionM
 /// An `r2d2::ManageConnection` that opens connections with `r2d2_sqlite`'s
 /// [`SqliteConnectionManager`] (file or shared in-memory database, flags, init function)
 /// and hands them out as [`TracedConnection`]s sharing one [`SqlTracer`]. Swap it in for
-/// `SqliteConnectionManager`; the pool's health checks stay untraced.
+/// `SqliteConnectionManager`; the pool's health checks stay untraced. Build the pool with
+/// [`pool_builder`] so that statements also say how long `get()` waited and pool timeouts
+/// become spans.
 ///
 /// ```
 /// use tomograph_rusqlite::{TracedPool, TracedSqliteConnectionManager};
 ///
 /// let manager = TracedSqliteConnectionManager::memory(tomograph_rusqlite::sql_tracer().build());
-/// let pool: TracedPool = tomograph_rusqlite::r2d2::Pool::builder().max_size(4).build(manager).unwrap();
+/// let pool: TracedPool = tomograph_rusqlite::pool_builder(&manager).max_size(4).build(manager).unwrap();
 ///
 /// let conn = pool.get().unwrap();
 /// conn.execute_batch("CREATE TABLE t (x INTEGER)")?;
