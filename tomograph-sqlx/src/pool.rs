@@ -112,20 +112,32 @@ impl<DB: TracedDatabase> TracedPool<DB> {
     /// # }
     /// ```
     pub fn watch_gauges(&self, name: &str) -> PoolWatch {
-        let pool = self.pool.clone();
-        let pending = Arc::clone(&self.pending);
-        tomograph::sql::watch_pool(DB::SYSTEM, name, move || {
-            let size = pool.size();
-            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
-            Some(
-                PoolState::new(
-                    size.saturating_sub(idle),
-                    idle,
-                    pool.options().get_max_connections(),
-                )
-                .with_pending(pending.load(Ordering::Relaxed)),
-            )
-        })
+        let pool = self.clone();
+        tomograph::sql::watch_pool(DB::SYSTEM, name, move || Some(pool.pool_state()))
+    }
+
+    /// What the pool holds now, as [`watch_gauges`](Self::watch_gauges) reports it: the
+    /// connections lent out and idle, the most it opens, and [`pending`](Self::pending).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")] {
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = tomograph_sqlx::TracedPool::<sqlx::Sqlite>::connect("sqlite::memory:").await.unwrap();
+    /// let _conn = pool.acquire().await.unwrap();
+    /// let state = pool.pool_state();
+    /// assert_eq!((state.used(), state.pending()), (1, Some(0)));
+    /// # });
+    /// # }
+    /// ```
+    pub fn pool_state(&self) -> PoolState {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        PoolState::new(
+            size.saturating_sub(idle),
+            idle,
+            self.pool.options().get_max_connections(),
+        )
+        .with_pending(self.pending())
     }
 
     /// How many connections are being waited for through this pool (statements,

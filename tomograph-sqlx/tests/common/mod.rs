@@ -921,6 +921,9 @@ macro_rules! suite {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             assert_eq!(pool.pending(), 3);
+            // What the gauges report (`watch_gauges` reads `pool_state`).
+            let state = pool.pool_state();
+            assert_eq!((state.used(), state.pending()), (1, Some(3)));
             drop(held);
             for task in tasks {
                 task.await.unwrap().unwrap();
