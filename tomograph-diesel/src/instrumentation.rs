@@ -8,6 +8,7 @@
 //! | `StartEstablishConnection` … `FinishEstablishConnection` | a CLIENT span `connect`, with the error when it fails |
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
 use diesel::result::{ConnectionError, DatabaseErrorKind, Error};
@@ -43,6 +44,9 @@ pub struct TracingInstrumentation {
     statements: VecDeque<Option<SqlSpan<'static>>>,
     transactions: Vec<Transaction>,
     connect: Option<DetachedSpan>,
+    /// How long the pool made the task wait for this connection, for its next statement
+    /// (diesel-async pools: [`crate::asynchronous::TracedGet`]).
+    pending_wait: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -73,6 +77,7 @@ impl TracingInstrumentation {
             statements: VecDeque::new(),
             transactions: Vec::new(),
             connect: None,
+            pending_wait: None,
         }
     }
 
@@ -81,7 +86,18 @@ impl TracingInstrumentation {
         &self.config
     }
 
+    /// The connection was lent by a pool after a wait of `wait`: the next statement on it
+    /// takes it, and its span (when recorded) is tagged `db.client.connection.wait_time_us`.
+    /// The next statement, recorded or not, takes it, so that a wait never reaches the next
+    /// borrower of the connection (whose pool's health check, a statement too, takes what the
+    /// previous one left). Pools with an event hook set it through tomograph; for diesel-async
+    /// pools, [`TracedGet`](crate::asynchronous::TracedGet) does.
+    pub fn set_pending_wait(&mut self, wait: Duration) {
+        self.pending_wait = Some(wait);
+    }
+
     fn query_started(&mut self, query: &dyn DebugQuery) {
+        let waited = self.pending_wait.take();
         let sql = &self.config.sql;
         let parent = self.transaction_parent();
         let traced = match parent {
@@ -101,6 +117,9 @@ impl TracingInstrumentation {
                 let mut span = sql.start_under(&text, parent.or_else(tomograph::get_trace_info));
                 if let Some(binds) = binds {
                     span.parameters(|| query::bind_values(&binds));
+                }
+                if let Some(waited) = waited {
+                    span.connection_wait(waited);
                 }
                 Some(span.into_owned())
             }

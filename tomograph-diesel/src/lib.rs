@@ -38,9 +38,12 @@
 //!   [`DieselTracer::instrumentation`]);
 //! - every new connection: [`DieselTracer::install_default`], diesel's default
 //!   instrumentation — also the only way to trace connection establishment;
-//! - r2d2 pools (feature `r2d2`): [`r2d2::pool_builder`] or the [`r2d2::TracingCustomizer`];
+//! - r2d2 pools (feature `r2d2`): [`r2d2::pool_builder`] (also the wait for each connection,
+//!   tagged `db.client.connection.wait_time_us` on its next statement, and pool timeouts as
+//!   `acquire connection` spans) or the [`r2d2::TracingCustomizer`];
 //! - diesel-async (feature `async`, with `postgres` / `mysql`; pools with `bb8` /
-//!   `deadpool`): [`asynchronous`](crate::asynchronous).
+//!   `deadpool`): [`asynchronous`] (connection waits and pool timeouts
+//!   with [`asynchronous::TracedGet::get_traced`]).
 //!
 //! ## What is recorded
 //!

@@ -20,6 +20,7 @@
 use diesel::connection::Connection;
 use diesel::r2d2::{Builder, ConnectionManager, CustomizeConnection, Error, Pool, R2D2Connection};
 
+pub use tomograph::sql::PoolEvents;
 use tomograph::sql::{PoolState, PoolWatch};
 
 use crate::tracer::DieselTracer;
@@ -83,11 +84,42 @@ where
 /// An r2d2 pool builder whose connections are traced by `tracer` (r2d2's defaults
 /// otherwise; a customizer set later on the builder replaces this one: to run set-up SQL
 /// too, see [`TracingCustomizer::setup_sql`]).
+///
+/// Its event handler is tomograph's [`PoolEvents`]: each statement span is tagged
+/// `db.client.connection.wait_time_us` with the time `pool.get()` waited for its connection
+/// (the first statement recorded on that thread after the checkout: the pool's health check
+/// runs before and never takes it), and a `get()` that times out becomes a failed span
+/// `acquire connection`, child of the current span, `error.type` = `PoolTimedOut` (the
+/// `on_error` hooks run once, with an empty `sql`). A builder made otherwise gets the same
+/// with `.event_handler(Box::new(PoolEvents::new(tracer.sql().clone())))` (r2d2 takes one
+/// event handler per pool).
+///
+/// ```
+/// use std::time::Duration;
+/// use diesel::prelude::*;
+/// use diesel::r2d2::{ConnectionManager, Pool};
+/// use tomograph_diesel::DieselTracer;
+///
+/// # tomograph::testing::memory_tracer();
+/// let pool: Pool<ConnectionManager<SqliteConnection>> =
+///     tomograph_diesel::r2d2::pool_builder(DieselTracer::from_url(":memory:"))
+///         .max_size(1)
+///         .connection_timeout(Duration::from_millis(100))
+///         .build(ConnectionManager::new(":memory:"))?;
+/// let _request = tomograph::span("request").start();
+/// let mut conn = pool.get()?;
+/// diesel::sql_query("SELECT 42").execute(&mut conn)?; // tagged with the wait of get()
+/// assert!(pool.get().is_err()); // a span `acquire connection`, error.type PoolTimedOut
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn pool_builder<C>(tracer: DieselTracer) -> Builder<ConnectionManager<C>>
 where
     C: R2D2Connection + Send + 'static,
 {
-    Pool::builder().connection_customizer(Box::new(TracingCustomizer::new(tracer)))
+    let events = PoolEvents::new(tracer.sql().clone());
+    Pool::builder()
+        .connection_customizer(Box::new(TracingCustomizer::new(tracer)))
+        .event_handler(Box::new(events))
 }
 
 /// Sends `pool`'s gauges to statsd (`db.{system}.pool.{name}.used`, `.idle`, `.max`) on

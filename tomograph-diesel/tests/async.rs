@@ -160,3 +160,187 @@ async fn postgres_async_transaction_and_unique_violation() {
     assert_eq!(one(&spans, "ROLLBACK").parent_id(), Some(tx.id()));
     assert_eq!(hooks.calls().len(), 1);
 }
+
+const WAITERS: usize = 20;
+
+/// 20 tasks, each the root of its own trace, share a pool of 2 through `run` (which gets a
+/// connection with `get_traced`, runs the statement it is given and holds the connection a
+/// few milliseconds): every statement says how long its task waited, and some waited.
+async fn twenty_tasks_on_a_pool_of_two<F, Fut>(label: &str, run: F)
+where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let memory = memory();
+    let handles: Vec<_> = (0..WAITERS)
+        .map(|n| {
+            let run = run.clone();
+            tokio::spawn(
+                async move {
+                    run(format!("SELECT {n} AS waiter")).await;
+                    tomograph::get_trace_info().unwrap().trace_id()
+                }
+                .traced_with(tomograph::span(format!("{label} waiter {n}")).root()),
+            )
+        })
+        .collect();
+    let mut waits = Vec::new();
+    for handle in handles {
+        let trace = handle.await.unwrap();
+        let spans = exact_spans(&memory, trace, 2);
+        let root = root(&spans);
+        let statement = with_sql(&spans, "AS waiter");
+        assert_eq!(statement.len(), 1, "{}", names(&spans));
+        assert_eq!(statement[0].parent_id(), Some(root.id()));
+        waits.push(wait_of(statement[0]));
+    }
+    assert!(waits.iter().any(|&w| w > 0), "some waited: {waits:?}");
+}
+
+/// `timed_out` holds the pool's only connection and asks for another with `get_traced`
+/// (true when that timed out): a failed `acquire connection` span under the task's span, the
+/// hooks called once with `PoolTimedOut`.
+async fn a_timeout_in_a_task<Fut>(hooks: &TypeHooks, system: &str, timed_out: Fut)
+where
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let memory = memory();
+    let (trace, root, timed_out) = async {
+        let token = tomograph::get_trace_info().unwrap();
+        (token.trace_id(), token.span_id(), timed_out.await)
+    }
+    .traced_with(tomograph::span("timeout").root())
+    .await;
+    assert!(timed_out, "the pool timed out");
+    let spans = exact_spans(&memory, trace, 2);
+    assert_pool_timeout(&spans, root, system, TIMEOUT);
+    assert_eq!(
+        hooks.calls(),
+        [(String::new(), "PoolTimedOut".to_owned(), true)]
+    );
+}
+
+const TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// A tracer for `url` whose hooks `hooks` records.
+fn hooked(url: &str, hooks: &TypeHooks) -> DieselTracer {
+    DieselTracer::new(
+        hooks
+            .install(tomograph_diesel::builder_for_url(url))
+            .build(),
+    )
+}
+
+macro_rules! bb8_waits {
+    ($name:ident, $feature:literal, $conn:ty, $env:literal, $system:literal) => {
+        #[cfg(all(feature = $feature, feature = "bb8"))]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            use diesel_async::pooled_connection::bb8::Pool;
+            use tomograph_diesel::asynchronous::TracedGet;
+            let Some(url) = tomograph::testing::require_env($env) else {
+                return;
+            };
+            let tracer = DieselTracer::from_url(&url);
+            let manager = tomograph_diesel::asynchronous::manager::<$conn>(&url, tracer.clone());
+            let pool = Pool::builder().max_size(2).build(manager).await.unwrap();
+            twenty_tasks_on_a_pool_of_two($system, move |sql| {
+                let (pool, tracer) = (pool.clone(), tracer.clone());
+                async move {
+                    let mut conn = pool.get_traced(&tracer).await.unwrap();
+                    diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+
+            let hooks = TypeHooks::default();
+            let tracer = hooked(&url, &hooks);
+            let manager = tomograph_diesel::asynchronous::manager::<$conn>(&url, tracer.clone());
+            let pool = Pool::builder()
+                .max_size(1)
+                .connection_timeout(TIMEOUT)
+                .build(manager)
+                .await
+                .unwrap();
+            a_timeout_in_a_task(&hooks, $system, async {
+                let _held = pool.get_traced(&tracer).await.unwrap();
+                matches!(pool.get_traced(&tracer).await, Err(bb8::RunError::TimedOut))
+            })
+            .await;
+        }
+    };
+}
+
+macro_rules! deadpool_waits {
+    ($name:ident, $feature:literal, $conn:ty, $env:literal, $system:literal) => {
+        #[cfg(all(feature = $feature, feature = "deadpool"))]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            use diesel_async::pooled_connection::deadpool::Pool;
+            use tomograph_diesel::asynchronous::TracedGet;
+            let Some(url) = tomograph::testing::require_env($env) else {
+                return;
+            };
+            let tracer = DieselTracer::from_url(&url);
+            let manager = tomograph_diesel::asynchronous::manager::<$conn>(&url, tracer.clone());
+            let pool = Pool::builder(manager).max_size(2).build().unwrap();
+            twenty_tasks_on_a_pool_of_two($system, move |sql| {
+                let (pool, tracer) = (pool.clone(), tracer.clone());
+                async move {
+                    let mut conn = pool.get_traced(&tracer).await.unwrap();
+                    diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+
+            let hooks = TypeHooks::default();
+            let tracer = hooked(&url, &hooks);
+            let manager = tomograph_diesel::asynchronous::manager::<$conn>(&url, tracer.clone());
+            let pool = Pool::builder(manager)
+                .max_size(1)
+                .wait_timeout(Some(TIMEOUT))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .unwrap();
+            a_timeout_in_a_task(&hooks, $system, async {
+                let _held = pool.get_traced(&tracer).await.unwrap();
+                matches!(
+                    pool.get_traced(&tracer).await,
+                    Err(deadpool::managed::PoolError::Timeout(_))
+                )
+            })
+            .await;
+        }
+    };
+}
+
+bb8_waits!(
+    postgres_bb8_pool_of_two_under_twenty_tasks_and_a_timeout,
+    "postgres",
+    diesel_async::AsyncPgConnection,
+    "TOMOGRAPH_TEST_POSTGRES_URL",
+    "postgresql"
+);
+deadpool_waits!(
+    postgres_deadpool_pool_of_two_under_twenty_tasks_and_a_timeout,
+    "postgres",
+    diesel_async::AsyncPgConnection,
+    "TOMOGRAPH_TEST_POSTGRES_URL",
+    "postgresql"
+);
+bb8_waits!(
+    mysql_bb8_pool_of_two_under_twenty_tasks_and_a_timeout,
+    "mysql",
+    diesel_async::AsyncMysqlConnection,
+    "TOMOGRAPH_TEST_MYSQL_URL",
+    "mysql"
+);
+deadpool_waits!(
+    mysql_deadpool_pool_of_two_under_twenty_tasks_and_a_timeout,
+    "mysql",
+    diesel_async::AsyncMysqlConnection,
+    "TOMOGRAPH_TEST_MYSQL_URL",
+    "mysql"
+);

@@ -138,3 +138,170 @@ fn customizer_on_a_hand_built_pool_and_traced_health_checks() {
     assert_eq!(check.len(), 1, "the checkout check, traced on request");
     assert_eq!(check[0].parent_id(), Some(root.id()));
 }
+
+const WAITERS: usize = 20;
+
+/// A pool of 2 under 20 threads, each in its own trace, each holding its connection a few
+/// milliseconds: every statement says how long its `pool.get()` waited, and some waited.
+fn twenty_threads_on_a_pool_of_two<C>(pool: Pool<ConnectionManager<C>>, label: &str)
+where
+    C: R2D2Connection + Send + 'static,
+{
+    let memory = memory();
+    let threads: Vec<_> = (0..WAITERS)
+        .map(|n| {
+            let pool = pool.clone();
+            let label = label.to_owned();
+            std::thread::spawn(move || {
+                traced(&format!("{label} waiter {n}"), || {
+                    let mut conn = pool.get().unwrap();
+                    conn.batch_execute(&format!("SELECT {n} AS waiter"))
+                        .unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                })
+                .1
+            })
+        })
+        .collect();
+    let traces: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut waits = Vec::new();
+    for trace in traces {
+        let spans = exact_spans(&memory, trace, 2);
+        let root = root(&spans);
+        let statement = with_sql(&spans, "AS waiter");
+        assert_eq!(statement.len(), 1, "{}", names(&spans));
+        assert_eq!(statement[0].parent_id(), Some(root.id()));
+        waits.push(wait_of(statement[0]));
+    }
+    assert!(waits.iter().any(|&w| w > 0), "some waited: {waits:?}");
+}
+
+/// One connection held, a second `get()` gives up after 300 ms: a failed `acquire connection`
+/// span under the current span, the hooks called once with `PoolTimedOut`.
+fn a_timeout_on_a_pool_of_one<C>(url: &str)
+where
+    C: R2D2Connection + Send + 'static,
+{
+    let memory = memory();
+    let hooks = TypeHooks::default();
+    let tracer = DieselTracer::new(
+        hooks
+            .install(tomograph_diesel::builder_for_url(url))
+            .build(),
+    );
+    let system = tracer.sql().system().name();
+    let timeout = std::time::Duration::from_millis(300);
+    let pool = tomograph_diesel::r2d2::pool_builder::<C>(tracer)
+        .max_size(1)
+        .connection_timeout(timeout)
+        .build(ConnectionManager::new(url))
+        .unwrap();
+    let (root, trace) = traced("timeout", || {
+        let _held = pool.get().unwrap();
+        assert!(pool.get().is_err(), "the only connection is held");
+        tomograph::get_trace_info().unwrap().span_id()
+    });
+    let spans = exact_spans(&memory, trace, 2);
+    assert_pool_timeout(&spans, root, system, timeout);
+    assert_eq!(
+        hooks.calls(),
+        [(String::new(), "PoolTimedOut".to_owned(), true)]
+    );
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_pool_of_two_under_twenty_threads_and_a_timeout() {
+    let path = std::env::temp_dir().join(format!("tg_diesel_r2d2_wait_{}.db", std::process::id()));
+    let url = path.to_string_lossy().into_owned();
+    let pool =
+        tomograph_diesel::r2d2::pool_builder::<SqliteConnection>(DieselTracer::from_url(&url))
+            .max_size(2)
+            .build(ConnectionManager::new(&url))
+            .unwrap();
+    pool.get()
+        .unwrap()
+        .batch_execute("PRAGMA journal_mode = WAL")
+        .unwrap();
+    twenty_threads_on_a_pool_of_two(pool, "sqlite");
+    a_timeout_on_a_pool_of_one::<SqliteConnection>(&url);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_pool_of_two_under_twenty_threads_and_a_timeout() {
+    let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let pool = tomograph_diesel::r2d2::pool_builder::<PgConnection>(DieselTracer::from_url(&url))
+        .max_size(2)
+        .build(ConnectionManager::new(&url))
+        .unwrap();
+    twenty_threads_on_a_pool_of_two(pool, "postgres");
+    a_timeout_on_a_pool_of_one::<PgConnection>(&url);
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn mysql_pool_of_two_under_twenty_threads_and_a_timeout() {
+    let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_MYSQL_URL") else {
+        return;
+    };
+    let pool =
+        tomograph_diesel::r2d2::pool_builder::<MysqlConnection>(DieselTracer::from_url(&url))
+            .max_size(2)
+            .build(ConnectionManager::new(&url))
+            .unwrap();
+    twenty_threads_on_a_pool_of_two(pool, "mysql");
+    a_timeout_on_a_pool_of_one::<MysqlConnection>(&url);
+}
+
+/// The pool's health check (`SELECT 1`, traced on request here) runs before the checkout is
+/// reported: it does not take the wait, the statement after it does.
+#[cfg(feature = "sqlite")]
+#[test]
+fn the_health_check_does_not_take_the_wait() {
+    let memory = memory();
+    let tracer = DieselTracer::from_url(":memory:").trace_health_checks(true);
+    let pool = tomograph_diesel::r2d2::pool_builder::<SqliteConnection>(tracer)
+        .max_size(1)
+        .build(ConnectionManager::new(":memory:"))
+        .unwrap();
+    let (_, trace) = traced("checked", || {
+        let mut conn = pool.get().unwrap();
+        diesel::sql_query("SELECT 'work'")
+            .execute(&mut conn)
+            .unwrap();
+    });
+    let spans = exact_spans(&memory, trace, 3);
+    let check = with_sql(&spans, "SELECT 1");
+    assert_eq!(check.len(), 1, "{}", names(&spans));
+    assert_eq!(tag(check[0], "db.client.connection.wait_time_us"), None);
+    wait_of(with_sql(&spans, "'work'")[0]);
+}
+
+/// A hand-built pool gets the waits with the event handler.
+#[cfg(feature = "sqlite")]
+#[test]
+fn pool_events_on_a_hand_built_pool() {
+    let memory = memory();
+    let tracer = DieselTracer::from_url(":memory:");
+    let pool: Pool<ConnectionManager<SqliteConnection>> = Pool::builder()
+        .max_size(1)
+        .connection_customizer(Box::new(tomograph_diesel::r2d2::TracingCustomizer::new(
+            tracer.clone(),
+        )))
+        .event_handler(Box::new(tomograph_diesel::r2d2::PoolEvents::new(
+            tracer.sql().clone(),
+        )))
+        .build(ConnectionManager::new(":memory:"))
+        .unwrap();
+    let (_, trace) = traced("hand built", || {
+        diesel::sql_query("SELECT 'hand'")
+            .execute(&mut pool.get().unwrap())
+            .unwrap();
+    });
+    let spans = exact_spans(&memory, trace, 2);
+    wait_of(with_sql(&spans, "'hand'")[0]);
+}

@@ -76,7 +76,9 @@
 //!   read back from SQLite after binding, keyed by 0-based index or name (`0` = `42`,
 //!   `name` = `'ada'`); never touched otherwise. The same switch records SQLite's error
 //!   messages as they are; by default their quoted literals are masked.
-//! - r2d2 (feature `r2d2`, default): [`TracedSqliteConnectionManager`], [`TracedPool`].
+//! - r2d2 (feature `r2d2`, default): [`TracedSqliteConnectionManager`], [`TracedPool`], and
+//!   [`pool_builder`], whose pools tag each statement with the wait for its connection
+//!   (`db.client.connection.wait_time_us`) and trace timeouts (`acquire connection`).
 //!
 //! The crate re-exports the `rusqlite` (and with `r2d2`, the `r2d2` and `r2d2_sqlite`)
 //! it was built with.
@@ -94,7 +96,8 @@ pub use code::error_code;
 pub use connection::TracedConnection;
 #[cfg(feature = "r2d2")]
 pub use pool::{
-    TracedPool, TracedPooledConnection, TracedSqliteConnectionManager, watch_pool_gauges,
+    TracedPool, TracedPooledConnection, TracedSqliteConnectionManager, pool_builder,
+    watch_pool_gauges,
 };
 pub use statement::{TracedAndThenRows, TracedMappedRows, TracedRows, TracedStatement};
 pub use transaction::TracedTransaction;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use tomograph::sql::{DbSystem, PoolState, PoolWatch, SqlTracer};
+use tomograph::sql::{DbSystem, PoolEvents, PoolState, PoolWatch, SqlTracer};
 
 use crate::TracedConnection;
 
@@ -17,13 +17,15 @@ pub type TracedPooledConnection = r2d2::PooledConnection<TracedSqliteConnectionM
 /// An `r2d2::ManageConnection` that opens connections with `r2d2_sqlite`'s
 /// [`SqliteConnectionManager`] (file or shared in-memory database, flags, init function)
 /// and hands them out as [`TracedConnection`]s sharing one [`SqlTracer`]. Swap it in for
-/// `SqliteConnectionManager`; the pool's health checks stay untraced.
+/// `SqliteConnectionManager`; the pool's health checks stay untraced. Build the pool with
+/// [`pool_builder`] so that statements also say how long `get()` waited and pool timeouts
+/// become spans.
 ///
 /// ```
 /// use tomograph_rusqlite::{TracedPool, TracedSqliteConnectionManager};
 ///
 /// let manager = TracedSqliteConnectionManager::memory(tomograph_rusqlite::sql_tracer().build());
-/// let pool: TracedPool = tomograph_rusqlite::r2d2::Pool::builder().max_size(4).build(manager).unwrap();
+/// let pool: TracedPool = tomograph_rusqlite::pool_builder(&manager).max_size(4).build(manager).unwrap();
 ///
 /// let conn = pool.get().unwrap();
 /// conn.execute_batch("CREATE TABLE t (x INTEGER)")?;
@@ -89,6 +91,37 @@ impl r2d2::ManageConnection for TracedSqliteConnectionManager {
     fn has_broken(&self, conn: &mut TracedConnection) -> bool {
         self.inner.has_broken(conn.inner_mut())
     }
+}
+
+/// An r2d2 pool builder for connections from `manager` (r2d2's defaults otherwise) whose
+/// event handler is tomograph's [`PoolEvents`], with the manager's tracer: each statement
+/// span is tagged `db.client.connection.wait_time_us` with the time `pool.get()` waited for
+/// its connection, and a `get()` that times out becomes a failed span `acquire connection`
+/// (`error.type` = `PoolTimedOut`; the `on_error` hooks run once, with an empty `sql`).
+///
+/// A builder made otherwise gets the same with
+/// `.event_handler(Box::new(PoolEvents::new(manager.tracer().clone())))` (r2d2 takes one
+/// event handler per pool: one set later replaces this one).
+///
+/// ```
+/// use std::time::Duration;
+/// use tomograph_rusqlite::{TracedPool, TracedSqliteConnectionManager, pool_builder};
+///
+/// let manager = TracedSqliteConnectionManager::memory(tomograph_rusqlite::sql_tracer().build());
+/// let pool: TracedPool = pool_builder(&manager)
+///     .max_size(2)
+///     .connection_timeout(Duration::from_secs(5))
+///     .build(manager)
+///     .unwrap();
+/// let _request = tomograph::span("request").start();
+/// let conn = pool.get().unwrap();
+/// conn.execute_batch("CREATE TABLE t (x INTEGER)")?; // tagged with the wait of get()
+/// # Ok::<(), rusqlite::Error>(())
+/// ```
+pub fn pool_builder(
+    manager: &TracedSqliteConnectionManager,
+) -> r2d2::Builder<TracedSqliteConnectionManager> {
+    r2d2::Pool::builder().event_handler(Box::new(PoolEvents::new(manager.tracer.clone())))
 }
 
 /// Sends `pool`'s gauges to statsd (`db.sqlite.pool.{name}.used`, `.idle`, `.max`) on

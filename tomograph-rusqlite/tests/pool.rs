@@ -4,9 +4,10 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{counting, get, in_trace, spans, tag, temp_db};
+use common::{counting, find, get, in_trace, spans, tag, temp_db};
 use tomograph_rusqlite::r2d2_sqlite::SqliteConnectionManager;
 use tomograph_rusqlite::{TracedPool, TracedSqliteConnectionManager, r2d2, sql_tracer};
 
@@ -104,4 +105,145 @@ fn shared_memory_pool_and_tracer_switch() {
         names,
         ["CREATE TABLE t", "INSERT t", "SELECT t", "memory pool"]
     );
+}
+
+const WAITERS: usize = 20;
+
+/// A pool of 2 under 20 threads, each holding its connection a few milliseconds: every
+/// statement (the first on its connection, inside its thread's own trace) says how long its
+/// `pool.get()` waited, and some waited.
+#[test]
+fn twenty_threads_on_a_pool_of_two_say_how_long_they_waited() {
+    let path = temp_db("waits");
+    let manager = TracedSqliteConnectionManager::new(
+        SqliteConnectionManager::file(&path).with_init(|c| {
+            c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;")
+        }),
+        sql_tracer().build(),
+    );
+    let pool: TracedPool = tomograph_rusqlite::pool_builder(&manager)
+        .max_size(2)
+        .connection_timeout(Duration::from_secs(30))
+        .build(manager)
+        .unwrap();
+    let threads: Vec<_> = (0..WAITERS)
+        .map(|n| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                in_trace(&format!("waiter {n}"), || {
+                    let conn = pool.get().unwrap();
+                    let got: i64 = conn
+                        .query_row(&format!("SELECT {n} AS waiter"), [], |r| r.get(0))
+                        .unwrap();
+                    assert_eq!(got, n as i64);
+                    // A second statement on the same connection: the wait is the first's.
+                    conn.execute_batch("SELECT 0").unwrap();
+                    std::thread::sleep(Duration::from_millis(5));
+                })
+                .0
+            })
+        })
+        .collect();
+    let traces: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut waits = Vec::new();
+    for (n, trace) in traces.into_iter().enumerate() {
+        let spans = spans(trace, 3);
+        let root = spans.last().unwrap();
+        assert_eq!(root.name(), format!("waiter {n}"));
+        let first = spans
+            .iter()
+            .find(|s| tag(s, "sql.query").is_some_and(|q| q.contains("AS waiter")))
+            .unwrap();
+        assert_eq!(first.parent_id(), Some(root.id()));
+        let wait = tag(first, "db.client.connection.wait_time_us")
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("waiter {n}: no wait on {first:?}"));
+        waits.push(wait);
+        let second = spans
+            .iter()
+            .find(|s| tag(s, "sql.query").as_deref() == Some("SELECT 0"))
+            .unwrap();
+        assert_eq!(
+            tag(second, "db.client.connection.wait_time_us"),
+            None,
+            "the wait goes to the first statement only"
+        );
+    }
+    assert!(waits.iter().any(|&w| w > 0), "some waited: {waits:?}");
+    drop(pool);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// One connection held, a second `get()` gives up after 300 ms: a failed span
+/// `acquire connection`, child of the current span, started when the wait did; the hook runs
+/// once with `PoolTimedOut`. The next statement is not tagged with anything left over.
+#[test]
+fn a_pool_timeout_is_a_failed_acquire_connection_span() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&calls);
+    let tracer = sql_tracer()
+        .on_error(move |event| {
+            seen.lock()
+                .unwrap()
+                .push((event.sql().to_owned(), event.error_type().to_owned()));
+        })
+        .build();
+    let manager = TracedSqliteConnectionManager::memory(tracer);
+    let pool: TracedPool = tomograph_rusqlite::pool_builder(&manager)
+        .max_size(1)
+        .connection_timeout(Duration::from_millis(300))
+        .build(manager)
+        .unwrap();
+    let (trace, root) = in_trace("timeout", || {
+        let held = pool.get().unwrap();
+        assert!(pool.get().is_err(), "the only connection is held");
+        held.execute_batch("SELECT 1").unwrap();
+        tomograph::get_trace_info().unwrap().span_id()
+    });
+    let spans = spans(trace, 3);
+    let acquire = find(&spans, "acquire connection");
+    assert_eq!(acquire.parent_id(), Some(root));
+    assert_eq!(acquire.kind(), Some(tomograph::Kind::Client));
+    assert!(acquire.is_error());
+    assert!(tag(acquire, "error").is_some_and(|e| e.contains("timed out")));
+    assert_eq!(tag(acquire, "error.type").as_deref(), Some("PoolTimedOut"));
+    assert_eq!(tag(acquire, "db.system.name").as_deref(), Some("sqlite"));
+    assert_eq!(
+        tag(acquire, "db.client.connection.wait_time_us").as_deref(),
+        Some("300000")
+    );
+    assert!(
+        acquire.duration() >= Duration::from_millis(300),
+        "starts when the wait started: {:?}",
+        acquire.duration()
+    );
+    assert_eq!(
+        *calls.lock().unwrap(),
+        [(String::new(), "PoolTimedOut".to_owned())]
+    );
+    // The held connection's statement carries its own (first) checkout's wait.
+    let select = spans
+        .iter()
+        .find(|s| tag(s, "sql.query").as_deref() == Some("SELECT 1"))
+        .unwrap();
+    assert!(tag(select, "db.client.connection.wait_time_us").is_some());
+}
+
+/// The same handler on a builder made by hand.
+#[test]
+fn pool_events_on_a_hand_built_pool() {
+    let manager = TracedSqliteConnectionManager::memory(sql_tracer().build());
+    let events = tomograph::sql::PoolEvents::new(manager.tracer().clone());
+    let pool: TracedPool = r2d2::Pool::builder()
+        .max_size(1)
+        .event_handler(Box::new(events))
+        .build(manager)
+        .unwrap();
+    let (trace, ()) = in_trace("hand built", || {
+        pool.get().unwrap().execute_batch("SELECT 2").unwrap();
+    });
+    let spans = spans(trace, 2);
+    assert!(tag(&spans[0], "db.client.connection.wait_time_us").is_some());
 }

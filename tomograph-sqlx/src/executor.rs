@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ use tomograph::TraceToken;
 use tomograph::sql::{SqlSpan, SqlTracer};
 
 use crate::database::TracedDatabase;
+use crate::stream::FutureStream;
 
 /// Where a statement was issued: the context current in the executor call (its parent) and
 /// the summary [`tomograph::sql::with_summary`] set there, if any. Captured synchronously, in
@@ -376,15 +378,49 @@ where
     )
 }
 
-/// `Executor::fetch_optional` of a traced pool: like [`fetch_optional`], but the connection is
-/// acquired inside the traced future (its wait tagged `db.client.connection.wait_time_us`), so the statement goes through as many boxed futures as
-/// an untraced one (the pool's own `fetch_optional` boxes a future that acquires and
-/// delegates). Measured: PostgreSQL `fetch_one` 1.004–1.014 instead of 1.006–1.023.
-/// (`fetch_many` still goes through the pool: its stream would have to own the connection it
-/// borrows from.)
+/// What a traced pool's statements need: the pool, the tracer, and the count of acquires in
+/// flight (the pool's `pending` gauge).
+#[derive(Clone, Copy)]
+pub(crate) struct Pooled<'c, DB: Database> {
+    pub(crate) pool: &'c sqlx::Pool<DB>,
+    pub(crate) tracer: &'c SqlTracer,
+    pub(crate) pending: &'c AtomicU32,
+}
+
+/// One acquire in flight, counted until it is dropped (acquired, failed or cancelled).
+struct Waiting<'a>(&'a AtomicU32);
+
+impl<'a> Waiting<'a> {
+    fn new(pending: &'a AtomicU32) -> Self {
+        pending.fetch_add(1, Ordering::Relaxed);
+        Self(pending)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection from `pool`, the acquire counted in `pending` while it waits.
+pub(crate) async fn acquire_counted<DB: Database>(
+    pool: &sqlx::Pool<DB>,
+    pending: &AtomicU32,
+) -> Result<sqlx::pool::PoolConnection<DB>, Error> {
+    let _waiting = Waiting::new(pending);
+    pool.acquire().await
+}
+
+/// `Executor::fetch_optional` of a traced pool: the connection is acquired inside the traced
+/// future (its wait tagged `db.client.connection.wait_time_us`, a timeout failing the
+/// statement with `PoolTimedOut`), so the statement goes through as many boxed futures as an
+/// untraced one (the pool's own `fetch_optional` boxes a future that acquires and delegates).
+/// Measured: PostgreSQL `fetch_one` 1.004–1.014 instead of 1.006–1.023. Statements nothing
+/// observes take the same path without the span (their acquire is counted for the pool's
+/// `pending` gauge).
 pub(crate) fn fetch_optional_pooled<'c, 'e, 'q, DB, E>(
-    pool: &'c sqlx::Pool<DB>,
-    tracer: &'c SqlTracer,
+    pooled: Pooled<'c, DB>,
     origin: Origin,
     query: E,
 ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
@@ -394,8 +430,18 @@ where
     DB: TracedDatabase,
     E: 'q + Execute<'q, DB>,
 {
+    let Pooled {
+        pool,
+        tracer,
+        pending,
+    } = pooled;
     if !tracer.observes(origin.parent) {
-        return DB::pool_executor(pool).fetch_optional(query);
+        return Box::pin(async move {
+            let mut conn = acquire_counted(pool, pending).await?;
+            DB::connection_executor(&mut conn)
+                .fetch_optional(query)
+                .await
+        });
     }
     let query = Forward::new(query);
     Box::pin(async move {
@@ -403,7 +449,7 @@ where
         // The time the statement waited for a connection: a tag on its span (one more span
         // per statement, for an acquire, would double what a busy service sends).
         let waiting = Instant::now();
-        let conn = pool.acquire().await;
+        let conn = acquire_counted(pool, pending).await;
         call.waited(waiting.elapsed());
         let result = match conn {
             Ok(mut conn) => {
@@ -416,6 +462,70 @@ where
         call.settle_optional(&result);
         result
     })
+}
+
+/// `Executor::fetch_many` of a traced pool (and so `execute`, `fetch`, `fetch_all` through
+/// it): like [`fetch_optional_pooled`], the connection is acquired inside the traced stream,
+/// its wait tagged on the statement's span and a timeout failing it. The stream is a future
+/// that owns the connection and hands the driver's items out one by one
+/// ([`FutureStream`](crate::stream::FutureStream)), as sqlx's own pool executor does: the
+/// same allocations as an untraced pooled `fetch_many`. As there, the stream ends at the first
+/// error.
+pub(crate) fn fetch_many_pooled<'c, 'e, 'q, DB, E>(
+    pooled: Pooled<'c, DB>,
+    origin: Origin,
+    query: E,
+) -> BoxStream<'e, Step<DB>>
+where
+    'c: 'e,
+    'q: 'e,
+    DB: TracedDatabase,
+    E: 'q + Execute<'q, DB>,
+{
+    let Pooled {
+        pool,
+        tracer,
+        pending,
+    } = pooled;
+    if !tracer.observes(origin.parent) {
+        return Box::pin(FutureStream::new(move |out| async move {
+            let mut conn = acquire_counted(pool, pending).await?;
+            let mut stream = DB::connection_executor(&mut conn).fetch_many(query);
+            while let Some(item) = stream.next().await {
+                out.give(item?).await;
+            }
+            Ok(())
+        }));
+    }
+    let query = Forward::new(query);
+    Box::pin(FutureStream::new(move |out| async move {
+        let mut call = Call::<DB>::start(tracer, origin, query.sql.clone(), query.arguments());
+        let waiting = Instant::now();
+        let conn = acquire_counted(pool, pending).await;
+        call.waited(waiting.elapsed());
+        let mut conn = match conn {
+            Ok(conn) => conn,
+            Err(error) => {
+                call.fail(&error);
+                return Err(error);
+            }
+        };
+        let mut stream = DB::connection_executor(&mut conn).fetch_many(query);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(step) => {
+                    call.observe(&step);
+                    out.give(step).await;
+                }
+                Err(error) => {
+                    call.fail(&error);
+                    return Err(error);
+                }
+            }
+        }
+        call.finish();
+        Ok(())
+    }))
 }
 
 /// The traced future of a `fetch_optional`: the statement's span around `run(query)`.
@@ -486,7 +596,8 @@ where
 /// Implements `sqlx::Executor` for a wrapper with an inherent
 /// `fn target(self) -> Target<'c, impl Executor<'c, Database = DB>>`, by delegating to the
 /// functions above: the four methods every sqlx executor provides, written once. A wrapper may
-/// give its own `fetch_optional` (`fetch_optional: |this, query| …`).
+/// give its own `fetch_optional` (`fetch_optional: |this, query| …`), and its own `fetch_many`
+/// before it (`fetch_many: |this, query| …, fetch_optional: …`).
 macro_rules! delegate_executor {
     (impl<$c:lifetime $(, $extra:lifetime)*> for $ty:ty) => {
         $crate::executor::delegate_executor!(
@@ -496,6 +607,17 @@ macro_rules! delegate_executor {
     };
     (
         impl<$c:lifetime $(, $extra:lifetime)*> for $ty:ty,
+        fetch_optional: |$this:ident, $query:ident| $fetch_optional:expr
+    ) => {
+        $crate::executor::delegate_executor!(
+            impl<$c $(, $extra)*> for $ty,
+            fetch_many: |this, query| $crate::executor::fetch_many(this.target(), query),
+            fetch_optional: |$this, $query| $fetch_optional
+        );
+    };
+    (
+        impl<$c:lifetime $(, $extra:lifetime)*> for $ty:ty,
+        fetch_many: |$this_many:ident, $query_many:ident| $fetch_many:expr,
         fetch_optional: |$this:ident, $query:ident| $fetch_optional:expr
     ) => {
         impl<$c $(, $extra)*, DB: $crate::database::TracedDatabase> sqlx::Executor<$c> for $ty {
@@ -512,7 +634,9 @@ macro_rules! delegate_executor {
                 $c: 'e,
                 E: 'q + sqlx::Execute<'q, DB>,
             {
-                $crate::executor::fetch_many(self.target(), query)
+                let $this_many = self;
+                let $query_many = query;
+                $fetch_many
             }
 
             fn fetch_optional<'e, 'q: 'e, E>(

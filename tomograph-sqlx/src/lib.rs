@@ -89,6 +89,7 @@ mod database;
 mod executor;
 mod options;
 mod pool;
+mod stream;
 mod transaction;
 
 pub use connection::TracedConnection;

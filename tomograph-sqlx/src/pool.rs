@@ -2,13 +2,15 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::{Error, Executor, Pool, SqlSafeStr, Transaction};
 use tomograph::sql::{PoolState, PoolWatch, SqlTracer};
 
 use crate::connection::TracedConnection;
 use crate::database::TracedDatabase;
-use crate::executor::{Target, delegate_executor};
+use crate::executor::{Pooled, Target, acquire_counted, delegate_executor};
 use crate::options::tracer_builder;
 use crate::transaction::{self, TracedTransaction};
 
@@ -46,6 +48,8 @@ use crate::transaction::{self, TracedTransaction};
 pub struct TracedPool<DB: TracedDatabase> {
     pool: Pool<DB>,
     tracer: SqlTracer,
+    /// Acquires in flight through this pool and its clones (the `pending` gauge).
+    pending: Arc<AtomicU32>,
 }
 
 impl<DB: TracedDatabase> TracedPool<DB> {
@@ -53,13 +57,17 @@ impl<DB: TracedDatabase> TracedPool<DB> {
     /// from its connect options.
     pub fn new(pool: Pool<DB>) -> Self {
         let tracer = tracer_builder(&pool).build();
-        Self { pool, tracer }
+        Self::with_tracer(pool, tracer)
     }
 
     /// Traces `pool` with `tracer` (made with [`crate::tracer_builder`] to keep the database's
     /// address and name, then the policy of your choice).
     pub fn with_tracer(pool: Pool<DB>, tracer: SqlTracer) -> Self {
-        Self { pool, tracer }
+        Self {
+            pool,
+            tracer,
+            pending: Arc::new(AtomicU32::new(0)),
+        }
     }
 
     /// Opens a pool with sqlx's default options ([`Pool::connect`]) and traces it.
@@ -88,9 +96,12 @@ impl<DB: TracedDatabase> TracedPool<DB> {
         &self.tracer
     }
 
-    /// Sends the pool's gauges to statsd (`db.{system}.pool.{name}.used`, `.idle`, `.max`) on
-    /// tomograph's pool-gauge interval while the returned watch lives (and keeps the pool
-    /// open): see [`tomograph::sql::watch_pool`].
+    /// Sends the pool's gauges to statsd (`db.{system}.pool.{name}.used`, `.idle`, `.max`,
+    /// `.pending`) on tomograph's pool-gauge interval while the returned watch lives (and
+    /// keeps the pool open): see [`tomograph::sql::watch_pool`]. `pending` counts the
+    /// connections being waited for through this wrapper and its clones (statements,
+    /// [`acquire`](Self::acquire), [`begin`](Self::begin)), not those asked of the inner
+    /// `sqlx::Pool` directly ([`pending`](Self::pending)).
     ///
     /// ```
     /// # #[cfg(feature = "sqlite")] {
@@ -101,21 +112,53 @@ impl<DB: TracedDatabase> TracedPool<DB> {
     /// # }
     /// ```
     pub fn watch_gauges(&self, name: &str) -> PoolWatch {
-        let pool = self.pool.clone();
-        tomograph::sql::watch_pool(DB::SYSTEM, name, move || {
-            let size = pool.size();
-            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
-            Some(PoolState::new(
-                size.saturating_sub(idle),
-                idle,
-                pool.options().get_max_connections(),
-            ))
-        })
+        let pool = self.clone();
+        tomograph::sql::watch_pool(DB::SYSTEM, name, move || Some(pool.pool_state()))
+    }
+
+    /// What the pool holds now, as [`watch_gauges`](Self::watch_gauges) reports it: the
+    /// connections lent out and idle, the most it opens, and [`pending`](Self::pending).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")] {
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = tomograph_sqlx::TracedPool::<sqlx::Sqlite>::connect("sqlite::memory:").await.unwrap();
+    /// let _conn = pool.acquire().await.unwrap();
+    /// let state = pool.pool_state();
+    /// assert_eq!((state.used(), state.pending()), (1, Some(0)));
+    /// # });
+    /// # }
+    /// ```
+    pub fn pool_state(&self) -> PoolState {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        PoolState::new(
+            size.saturating_sub(idle),
+            idle,
+            self.pool.options().get_max_connections(),
+        )
+        .with_pending(self.pending())
+    }
+
+    /// How many connections are being waited for through this pool (statements,
+    /// [`acquire`](Self::acquire), [`begin`](Self::begin), from this wrapper and its clones)
+    /// right now: the `pending` gauge of [`watch_gauges`](Self::watch_gauges).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")] {
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = tomograph_sqlx::TracedPool::<sqlx::Sqlite>::connect("sqlite::memory:").await.unwrap();
+    /// assert_eq!(pool.pending(), 0);
+    /// # });
+    /// # }
+    /// ```
+    pub fn pending(&self) -> u32 {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// A connection from the pool ([`Pool::acquire`]) whose statements are traced.
     pub async fn acquire(&self) -> Result<TracedConnection<DB>, Error> {
-        let conn = self.pool.acquire().await?;
+        let conn = acquire_counted(&self.pool, &self.pending).await?;
         Ok(TracedConnection::new(conn, self.tracer.clone()))
     }
 
@@ -148,7 +191,7 @@ impl<DB: TracedDatabase> TracedPool<DB> {
             0,
             statement,
             move |statement| async move {
-                let conn = self.pool.acquire().await?;
+                let conn = acquire_counted(&self.pool, &self.pending).await?;
                 Transaction::begin(conn, statement).await
             },
         )
@@ -157,6 +200,14 @@ impl<DB: TracedDatabase> TracedPool<DB> {
     /// Closes the pool ([`Pool::close`]).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    pub(crate) fn pooled(&self) -> Pooled<'_, DB> {
+        Pooled {
+            pool: &self.pool,
+            tracer: &self.tracer,
+            pending: &self.pending,
+        }
     }
 
     pub(crate) fn target(&self) -> Target<'_, impl Executor<'_, Database = DB>> {
@@ -170,9 +221,13 @@ impl<DB: TracedDatabase> TracedPool<DB> {
 
 delegate_executor!(
     impl<'c> for &'c TracedPool<DB>,
+    fetch_many: |this, query| crate::executor::fetch_many_pooled(
+        this.pooled(),
+        crate::executor::Origin::here(),
+        query,
+    ),
     fetch_optional: |this, query| crate::executor::fetch_optional_pooled(
-        &this.pool,
-        &this.tracer,
+        this.pooled(),
         crate::executor::Origin::here(),
         query,
     )
@@ -183,6 +238,7 @@ impl<DB: TracedDatabase> Clone for TracedPool<DB> {
         Self {
             pool: self.pool.clone(),
             tracer: self.tracer.clone(),
+            pending: Arc::clone(&self.pending),
         }
     }
 }

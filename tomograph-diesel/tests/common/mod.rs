@@ -428,3 +428,65 @@ macro_rules! backend_scenarios {
         }
     };
 }
+
+/// What the `on_error` hooks saw of pool timeouts: (sql, error.type, span recorded).
+#[derive(Clone, Default)]
+pub struct TypeHooks(Arc<Mutex<Vec<(String, String, bool)>>>);
+
+impl TypeHooks {
+    pub fn install(&self, builder: SqlTracerBuilder) -> SqlTracerBuilder {
+        let seen = self.0.clone();
+        builder.on_error(move |event| {
+            seen.lock().unwrap().push((
+                event.sql().to_owned(),
+                event.error_type().to_owned(),
+                event.span().is_some(),
+            ));
+        })
+    }
+
+    pub fn calls(&self) -> Vec<(String, String, bool)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The span of a pool that gave up after `timeout`: `acquire connection`, CLIENT, child of
+/// `parent`, failed with `PoolTimedOut`, the database's tags, the wait, and a start when the
+/// wait started.
+pub fn assert_pool_timeout(
+    spans: &[Span],
+    parent: tomograph::SpanId,
+    system: &str,
+    timeout: Duration,
+) {
+    let acquire = one(spans, "acquire connection");
+    assert_eq!(acquire.parent_id(), Some(parent), "{acquire:?}");
+    assert_eq!(acquire.kind(), Some(Kind::Client));
+    assert!(acquire.is_error(), "{acquire:?}");
+    assert!(tag(acquire, "error").is_some_and(|e| !e.is_empty()));
+    assert_eq!(tag(acquire, "error.type").as_deref(), Some("PoolTimedOut"));
+    assert_eq!(tag(acquire, "db.system.name").as_deref(), Some(system));
+    assert_eq!(
+        acquire.remote_endpoint().map(|e| e.service_name()),
+        Some(system)
+    );
+    let waited = tag(acquire, "db.client.connection.wait_time_us")
+        .and_then(|w| w.parse::<u64>().ok())
+        .expect("the wait is tagged");
+    assert!(
+        u128::from(waited) >= timeout.as_micros(),
+        "waited {waited} µs, timeout {timeout:?}"
+    );
+    assert!(
+        acquire.duration() >= timeout,
+        "the span starts when the wait started: {:?}",
+        acquire.duration()
+    );
+}
+
+/// The wait tag of a statement span, parsed (panics when it has none).
+pub fn wait_of(span: &Span) -> u64 {
+    tag(span, "db.client.connection.wait_time_us")
+        .and_then(|w| w.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no parseable wait on {span:?}"))
+}

@@ -788,6 +788,149 @@ macro_rules! suite {
             assert!(hooks.calls().is_empty());
         }
 
+        /// `execute`, `fetch_all` and `fetch` through the pool acquire inside the traced
+        /// statement too: 20 tasks on a pool of 2, every statement tagged with its wait.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn execute_fetch_all_and_fetch_through_the_pool_say_how_long_they_waited() {
+            let hooks = Hooks::default();
+            let Some(pool) = pool(2, &hooks).await else {
+                return;
+            };
+            let (trace, root, ()) = in_root("pool of 2, every method", async {
+                let tasks: Vec<_> = (0..20)
+                    .map(|n| {
+                        let pool = pool.clone();
+                        tokio::spawn(
+                            async move {
+                                let sql = format!("SELECT {n} AS waiting_task");
+                                match n % 3 {
+                                    0 => sqlx::query(q(sql)).execute(&pool).await.map(|_| ()),
+                                    1 => sqlx::query(q(sql))
+                                        .fetch_all(&pool)
+                                        .await
+                                        .map(|rows| assert_eq!(rows.len(), 1)),
+                                    _ => sqlx::query(q(sql))
+                                        .fetch(&pool)
+                                        .try_collect::<Vec<_>>()
+                                        .await
+                                        .map(|rows| assert_eq!(rows.len(), 1)),
+                                }
+                            }
+                            .in_current_trace(),
+                        )
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap().unwrap();
+                }
+            })
+            .await;
+            let spans = spans(trace, 21);
+            let statements: Vec<&tomograph::Span> =
+                spans.iter().filter(|s| s.id() != root).collect();
+            assert_eq!(statements.len(), 20, "{:?}", names(&spans));
+            let mut waits = Vec::new();
+            for span in statements {
+                assert_eq!(span.parent_id(), Some(root));
+                let wait = tag(span, "db.client.connection.wait_time_us")
+                    .and_then(|w| w.parse::<u64>().ok());
+                waits.push(wait.unwrap_or_else(|| {
+                    panic!("every pooled statement says how long it waited: {span:?}")
+                }));
+            }
+            assert!(waits.iter().any(|&w| w > 0), "some waited: {waits:?}");
+            assert!(hooks.calls().is_empty());
+            assert_eq!(pool.pending(), 0);
+        }
+
+        /// A pool timeout on `execute` (the pooled `fetch_many`) fails the statement with
+        /// `PoolTimedOut`, its wait tagged, the hook called once.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_pool_timeout_fails_an_execute() {
+            let url: Option<String> = $url;
+            let Some(url) = url else { return };
+            let hooks = Hooks::default();
+            let pool = sqlx::pool::PoolOptions::<Db>::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_millis(300))
+                .connect(&url)
+                .await
+                .unwrap();
+            let pool =
+                TracedPool::with_tracer(pool.clone(), hooks.install(tracer_builder(&pool)).build());
+            let (trace, root, result) = in_root("timeout on execute", async {
+                let _busy = pool.acquire().await.unwrap();
+                sqlx::query("SELECT 2").execute(&pool).await
+            })
+            .await;
+            let error = result.expect_err("the only connection is taken");
+            assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error}");
+            let spans = spans(trace, 2);
+            let select = one(&spans, "SELECT");
+            assert_eq!(select.parent_id(), Some(root));
+            assert!(select.is_error());
+            assert_eq!(tag(select, "error.type").as_deref(), Some("PoolTimedOut"));
+            let wait = tag(select, "db.client.connection.wait_time_us")
+                .and_then(|w| w.parse::<u64>().ok())
+                .expect("the wait is tagged");
+            assert!(wait >= 300_000, "waited the timeout: {wait} µs");
+            let calls = hooks.calls();
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].error_type, "PoolTimedOut");
+            assert_eq!(calls[0].sql, "SELECT 2");
+            assert_eq!(pool.pending(), 0);
+        }
+
+        /// The pool's `pending` gauge counts the statements waiting for a connection through
+        /// the wrapper and its clones, traced or not.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_pending_gauge_counts_statements_waiting_for_a_connection() {
+            let hooks = Hooks::default();
+            let Some(pool) = pool(1, &hooks).await else {
+                return;
+            };
+            let _gauges = pool.watch_gauges("pending");
+            let held = pool.acquire().await.unwrap();
+            assert_eq!(pool.pending(), 0);
+            let tasks: Vec<_> = (0..3)
+                .map(|n| {
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        let sql = format!("SELECT {n} AS pending_task");
+                        if n == 0 {
+                            // Traced: inside a trace of its own.
+                            in_root("pending", async {
+                                sqlx::query(q(sql)).execute(&pool).await.map(|_| ())
+                            })
+                            .await
+                            .2
+                        } else {
+                            // Outside any trace: the untraced path counts too.
+                            sqlx::query(q(sql)).fetch_one(&pool).await.map(|_| ())
+                        }
+                    })
+                })
+                .collect();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while pool.pending() < 3 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "pending stays at {}",
+                    pool.pending()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(pool.pending(), 3);
+            // What the gauges report (`watch_gauges` reads `pool_state`).
+            let state = pool.pool_state();
+            assert_eq!((state.used(), state.pending()), (1, Some(3)));
+            drop(held);
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+            assert_eq!(pool.pending(), 0);
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_pool_timeout_fails_the_statement() {
             let url: Option<String> = $url;

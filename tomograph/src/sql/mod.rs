@@ -54,6 +54,8 @@ mod hooks;
 mod policy;
 mod pool;
 mod query;
+#[cfg(feature = "r2d2")]
+mod r2d2_events;
 mod recent;
 mod redact;
 mod slow;
@@ -63,6 +65,7 @@ mod summary;
 mod system;
 mod tracer;
 mod transaction;
+mod wait;
 
 pub use self::dialect::Dialect;
 pub use self::hooks::SqlErrorEvent;
@@ -73,6 +76,8 @@ pub use self::pool::{
     PoolState, PoolWatch, report_pool_gauges, set_pool_gauge_interval, watch_pool,
 };
 pub use self::query::{normalize, operation, truncate};
+#[cfg(feature = "r2d2")]
+pub use self::r2d2_events::{PoolEvents, PoolTimeout};
 pub use self::redact::redact_message;
 pub use self::span::SqlSpan;
 pub use self::statement::{SqlStatement, Summarized, summarized, summary_override, with_summary};
@@ -80,3 +85,6 @@ pub use self::summary::{MAX_SUMMARY_LEN, QuerySummary, summarize};
 pub use self::system::DbSystem;
 pub use self::tracer::{SqlTracer, SqlTracerBuilder, SqlTracerError};
 pub use self::transaction::{SqlTransaction, TransactionOutcome};
+pub use self::wait::{
+    ACQUIRE_SPAN_NAME, POOL_TIMED_OUT, clear_pending_connection_wait, set_pending_connection_wait,
+};

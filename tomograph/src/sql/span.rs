@@ -6,7 +6,9 @@ use std::error::Error;
 use std::fmt::Display;
 use std::time::Duration;
 
-use super::{MAX_PARAMETER_LEN, MAX_PARAMETERS, SqlMode, SqlStatement, SqlTracer, slow, truncate};
+use super::{
+    MAX_PARAMETER_LEN, MAX_PARAMETERS, SqlMode, SqlStatement, SqlTracer, slow, truncate, wait,
+};
 use crate::clock::Timestamp;
 use crate::context::stack;
 use crate::handle::{self as api, DetachedSpan};
@@ -164,15 +166,27 @@ impl SqlTracer {
                 }
                 let mut span = builder.start_detached();
                 span.with_span(|span| {
+                    // A wait a pool left on this thread (r2d2's checkout): one thread-local
+                    // read, nothing allocated unless there is one.
+                    let waited = wait::take_pending_wait(inner.system)
+                        .map(|us| Tag::new(keys::db::CONNECTION_WAIT_TIME_US, us));
                     if statement.template.is_some() {
+                        if let Some(waited) = waited {
+                            crate::recycle::reserve(&mut span.tags, 2);
+                            span.tags.push(waited);
+                        }
                         return;
                     }
                     span.peer = Some(Peer::Endpoint(inner.remote.clone()));
                     let own = statement.own_tags.as_deref().unwrap_or_default();
-                    crate::recycle::reserve(&mut span.tags, inner.fixed_tags.len() + own.len());
+                    crate::recycle::reserve(
+                        &mut span.tags,
+                        inner.fixed_tags.len() + own.len() + usize::from(waited.is_some()),
+                    );
                     span.tags
                         .extend(own.iter().map(|(k, v)| Tag::new(*k, v.clone())));
                     span.tags.extend(inner.fixed_tags.iter().cloned());
+                    span.tags.extend(waited);
                 });
                 SqlSpan {
                     tracer: Cow::Borrowed(self),
