@@ -69,11 +69,14 @@ pub(crate) struct Target<'c, X> {
 /// a round trip to the database).
 pub(crate) fn start(tracer: &SqlTracer, origin: Origin, sql: &str) -> SqlSpan<'static> {
     match origin.summary {
-        Some(summary) => tracer
-            .start_statement_under(&tracer.statement_with_summary(sql, summary), origin.parent),
-        None => tracer.start_under(sql, origin.parent),
+        Some(summary) => {
+            let statement = tracer.statement_with_summary(sql, summary);
+            tracer
+                .start_statement_under(&statement, origin.parent)
+                .into_owned()
+        }
+        None => tracer.start_under(sql, origin.parent).into_owned(),
     }
-    .into_owned()
 }
 
 /// One statement in flight: its span (which counts the rows) and its text. Dropped before

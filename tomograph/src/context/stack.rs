@@ -40,14 +40,7 @@ impl Frame {
     #[inline]
     pub(crate) fn token(&self) -> TraceToken {
         match self {
-            Frame::Recording(span) => TraceToken {
-                trace_id: span.trace_id,
-                span_id: span.id,
-                sampled: true,
-                debug: span.debug,
-                remote: false,
-                deferred: span.held,
-            },
+            Frame::Recording(span) => span.token(),
             Frame::Unsampled { token, .. } | Frame::Link(token) | Frame::Entered { token, .. } => {
                 *token
             }

@@ -12,52 +12,62 @@ use crate::tracer;
 #[must_use = "the span stops when dropped"]
 #[derive(Debug)]
 pub struct DetachedSpan {
-    token: Option<TraceToken>,
-    span: Option<Span>,
-    /// Whether `token` is this span's own (false for an unsampled child: its parent's).
-    owns_id: bool,
+    state: Detached,
+}
+
+/// What a detached span holds: its span (the token is derived from it), or only the context it
+/// propagates.
+#[derive(Debug)]
+enum Detached {
+    Recording(Span),
+    Unrecorded {
+        token: TraceToken,
+        /// Whether `token` is this span's own (false for an unsampled child: its parent's).
+        owns_id: bool,
+    },
+    None,
 }
 
 impl DetachedSpan {
     /// The detached span of `frame` (its parent resolved already).
     pub(crate) fn from_frame(frame: Frame) -> Self {
-        let token = Some(frame.token());
-        match frame {
-            Frame::Recording(span) => Self {
-                token,
-                span: Some(span),
-                owns_id: true,
-            },
-            other => Self {
-                token,
-                span: None,
+        let state = match frame {
+            Frame::Recording(span) => Detached::Recording(span),
+            other => Detached::Unrecorded {
+                token: other.token(),
                 owns_id: !other.is_link(),
             },
-        }
+        };
+        Self { state }
     }
 
     /// A span that records nothing.
     pub fn none() -> Self {
         Self {
-            token: None,
-            span: None,
-            owns_id: false,
+            state: Detached::None,
         }
     }
 
     /// The token to continue this span's trace (also when it is not sampled).
     pub fn token(&self) -> Option<TraceToken> {
-        self.token
+        match &self.state {
+            Detached::Recording(span) => Some(span.token()),
+            Detached::Unrecorded { token, .. } => Some(*token),
+            Detached::None => None,
+        }
     }
 
     /// Whether this span is recorded.
     pub fn is_recording(&self) -> bool {
-        self.span.is_some()
+        matches!(self.state, Detached::Recording(_))
     }
 
     /// The span being recorded.
     pub fn span(&self) -> Option<&Span> {
-        self.span.as_ref()
+        match &self.state {
+            Detached::Recording(span) => Some(span),
+            _ => None,
+        }
     }
 
     /// Adds a note.
@@ -100,17 +110,18 @@ impl DetachedSpan {
 
     /// Makes the span current on this thread until the returned guard drops (which stops it).
     pub fn enter(mut self) -> SpanGuard {
-        let Some(token) = self.token.take() else {
-            return SpanGuard::none();
-        };
-        let frame = match self.span.take() {
-            Some(span) => Frame::Recording(span),
-            None if self.owns_id => Frame::Unsampled {
+        let frame = match std::mem::replace(&mut self.state, Detached::None) {
+            Detached::Recording(span) => Frame::Recording(span),
+            Detached::Unrecorded {
+                token,
+                owns_id: true,
+            } => Frame::Unsampled {
                 token,
                 name: Text::from_static(""),
                 unowned: false,
             },
-            None => return SpanGuard::borrowing(token),
+            Detached::Unrecorded { token, .. } => return SpanGuard::borrowing(token),
+            Detached::None => return SpanGuard::none(),
         };
         SpanGuard::enter(frame)
     }
@@ -141,8 +152,8 @@ impl DetachedSpan {
     /// assert_eq!(tomograph::get_trace_info(), None);
     /// ```
     pub fn enter_context(&self) {
-        if let Some(token) = self.token {
-            let endpoint = self.span.as_ref().map(|s| s.local_endpoint.clone());
+        if let Some(token) = self.token() {
+            let endpoint = self.span().map(|s| s.local_endpoint.clone());
             stack::push_entered(token, endpoint);
         }
     }
@@ -152,7 +163,7 @@ impl DetachedSpan {
     /// Returns false when this thread has no such context (a guard opened before it and
     /// dropped since closed it).
     pub fn exit_context(&self) -> bool {
-        self.token.is_some_and(stack::pop_entered)
+        self.token().is_some_and(stack::pop_entered)
     }
 
     /// Stops the span now.
@@ -163,7 +174,7 @@ impl DetachedSpan {
     /// Gives the span to `f` (when recorded), for the rare change the methods above do not
     /// cover.
     pub(crate) fn with_span(&mut self, f: impl FnOnce(&mut Span)) {
-        if let Some(span) = &mut self.span {
+        if let Detached::Recording(span) = &mut self.state {
             f(span);
         }
     }
@@ -171,7 +182,7 @@ impl DetachedSpan {
 
 impl Drop for DetachedSpan {
     fn drop(&mut self) {
-        if let Some(span) = self.span.take() {
+        if let Detached::Recording(span) = std::mem::replace(&mut self.state, Detached::None) {
             tracer::finish(span);
         }
     }

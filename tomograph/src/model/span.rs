@@ -13,6 +13,7 @@ use super::endpoint::EndpointRef;
 use super::tag::Tags;
 use super::{
     Endpoint, Kind, Note, RowCounts, START_NOTE, STOP_NOTE, SpanId, Tag, TagValue, TraceId,
+    TraceToken,
 };
 
 /// What many spans share — a database's remote endpoint and tags, a SQL statement's text —
@@ -165,6 +166,19 @@ impl Span {
         let end = end.map_or_else(Timestamp::now, |end| end.max(self.start));
         self.end = end;
         self.mark_error(end, reason);
+    }
+
+    /// The context this span (being recorded, so sampled) gives its children.
+    #[inline]
+    pub(crate) fn token(&self) -> TraceToken {
+        TraceToken {
+            trace_id: self.trace_id,
+            span_id: self.id,
+            sampled: true,
+            debug: self.debug,
+            remote: false,
+            deferred: self.held,
+        }
     }
 
     /// Talks to `remote` from now on. A span sharing a template keeps the template's tags,

@@ -24,11 +24,11 @@ pub(super) fn report(span: &mut SqlSpan<'_>, elapsed: Duration) {
     let summary = span
         .statement
         .as_ref()
-        .map_or(system, |statement| statement.summary());
+        .map_or(system, |statement| statement.get().summary());
     let text = span
         .statement
         .as_ref()
-        .and_then(|statement| statement.recorded_text())
+        .and_then(|statement| statement.get().recorded_text())
         .unwrap_or("(text not recorded)");
     log::warn!(
         "tomograph: slow statement on {system} ({:.3} ms): {summary}: {text}",

@@ -19,18 +19,26 @@ use crate::model::{Kind, Peer, RowCounts, SpanId, Tag, TagValue, Text};
 impl SqlTracer {
     /// A statement is about to run, as a child of the current span.
     pub fn start(&self, sql: &str) -> SqlSpan<'_> {
-        if !self.would_trace() {
-            return self.timed(|| self.statement(sql));
-        }
-        self.begin(&self.statement(sql))
+        let statement = self.statement(sql);
+        self.start_kept(&statement, || Kept::copy(&statement))
     }
 
-    /// A prepared statement is about to run (nothing is copied).
-    pub fn start_statement(&self, statement: &SqlStatement) -> SqlSpan<'_> {
+    /// A prepared statement is about to run (nothing is copied: the span borrows it).
+    pub fn start_statement<'t>(&'t self, statement: &'t SqlStatement) -> SqlSpan<'t> {
+        self.start_kept(statement, || Kept::Borrowed(statement))
+    }
+
+    /// [`start_statement`](Self::start_statement), `keep` giving the statement to keep for the
+    /// slow-statement report (called only when slow statements are watched).
+    fn start_kept<'t>(
+        &'t self,
+        statement: &SqlStatement,
+        keep: impl FnOnce() -> Kept<'t>,
+    ) -> SqlSpan<'t> {
         if !self.would_trace() {
-            return self.timed(|| statement.clone());
+            return self.timed(keep);
         }
-        self.begin(statement)
+        self.begin_with(statement, None, keep)
     }
 
     /// A statement is about to run as a child of `parent` rather than of the current span:
@@ -48,21 +56,23 @@ impl SqlTracer {
     /// }
     /// ```
     pub fn start_child_of(&self, sql: &str, parent: TraceToken) -> SqlSpan<'_> {
-        self.start_statement_child_of(&self.statement(sql), parent)
+        let statement = self.statement(sql);
+        self.child_of_kept(&statement, parent, || Kept::copy(&statement))
     }
 
-    fn start_statement_child_of(
-        &self,
+    fn child_of_kept<'t>(
+        &'t self,
         statement: &SqlStatement,
         parent: TraceToken,
-    ) -> SqlSpan<'_> {
+        keep: impl FnOnce() -> Kept<'t>,
+    ) -> SqlSpan<'t> {
         if self.inner.mode == SqlMode::Annotations {
-            return self.start_statement(statement);
+            return self.start_kept(statement, keep);
         }
         if !self.switched_on() || !parent.sampled() {
-            return self.timed(|| statement.clone());
+            return self.timed(keep);
         }
-        self.begin_with(statement, Some(parent))
+        self.begin_with(statement, Some(parent), keep)
     }
 
     /// A statement is about to run in the context `captured` — the context current when the
@@ -86,21 +96,31 @@ impl SqlTracer {
     /// db.start_under("SELECT * FROM carts", issued_in).finish();
     /// ```
     pub fn start_under(&self, sql: &str, captured: Option<TraceToken>) -> SqlSpan<'_> {
-        self.start_statement_under(&self.statement(sql), captured)
+        let statement = self.statement(sql);
+        self.under_kept(&statement, captured, || Kept::copy(&statement))
     }
 
-    /// [`start_under`](Self::start_under) for a prepared statement.
-    pub fn start_statement_under(
-        &self,
+    /// [`start_under`](Self::start_under) for a prepared statement (borrowed by the span).
+    pub fn start_statement_under<'t>(
+        &'t self,
+        statement: &'t SqlStatement,
+        captured: Option<TraceToken>,
+    ) -> SqlSpan<'t> {
+        self.under_kept(statement, captured, || Kept::Borrowed(statement))
+    }
+
+    fn under_kept<'t>(
+        &'t self,
         statement: &SqlStatement,
         captured: Option<TraceToken>,
-    ) -> SqlSpan<'_> {
+        keep: impl FnOnce() -> Kept<'t>,
+    ) -> SqlSpan<'t> {
         let current = stack::current_token();
         match captured {
-            Some(parent) if current == Some(parent) => self.start_statement(statement),
-            Some(parent) => self.start_statement_child_of(statement, parent),
-            None if current.is_none() => self.start_statement(statement),
-            None => self.timed(|| statement.clone()),
+            Some(parent) if current == Some(parent) => self.start_kept(statement, keep),
+            Some(parent) => self.child_of_kept(statement, parent, keep),
+            None if current.is_none() => self.start_kept(statement, keep),
+            None => self.timed(keep),
         }
     }
 
@@ -135,22 +155,23 @@ impl SqlTracer {
     }
 
     /// Not recorded, but timed when slow statements are watched.
-    fn timed(&self, statement: impl FnOnce() -> SqlStatement) -> SqlSpan<'_> {
+    fn timed<'t>(&'t self, keep: impl FnOnce() -> Kept<'t>) -> SqlSpan<'t> {
         let mut span = self.off();
         if self.watches_slow() {
-            span.statement = Some(statement());
+            span.statement = Some(keep());
             span.start = Some(Timestamp::now());
         }
         span
     }
 
-    fn begin(&self, statement: &SqlStatement) -> SqlSpan<'_> {
-        self.begin_with(statement, None)
-    }
-
     /// The recorded span of `statement` (borrowed: a statement is copied only when the
     /// slow-statement check keeps it for its report).
-    fn begin_with(&self, statement: &SqlStatement, parent: Option<TraceToken>) -> SqlSpan<'_> {
+    fn begin_with<'t>(
+        &'t self,
+        statement: &SqlStatement,
+        parent: Option<TraceToken>,
+        keep: impl FnOnce() -> Kept<'t>,
+    ) -> SqlSpan<'t> {
         let inner = &*self.inner;
         let start = self.watches_slow().then(Timestamp::now);
         match inner.mode {
@@ -192,7 +213,7 @@ impl SqlTracer {
                     tracer: Cow::Borrowed(self),
                     state: State::Span(span),
                     start,
-                    statement: start.map(|_| statement.clone()),
+                    statement: start.map(|_| keep()),
                     rows: None,
                     affected: None,
                 }
@@ -213,13 +234,41 @@ impl SqlTracer {
                             operation: statement.operation,
                         },
                         start: Some(start.unwrap_or_else(Timestamp::now)),
-                        statement: start.map(|_| statement.clone()),
+                        statement: start.map(|_| keep()),
                         rows: None,
                         affected: None,
                     },
-                    None => self.timed(|| statement.clone()),
+                    None => self.timed(keep),
                 }
             }
+        }
+    }
+}
+
+/// The statement a span keeps for the slow-statement report (only while slow statements are
+/// watched): borrowed when the adapter prepared it, else a copy.
+#[derive(Debug)]
+pub(super) enum Kept<'t> {
+    Borrowed(&'t SqlStatement),
+    Owned(Box<SqlStatement>),
+}
+
+impl Kept<'_> {
+    fn copy(statement: &SqlStatement) -> Kept<'static> {
+        Kept::Owned(Box::new(statement.clone()))
+    }
+
+    fn into_owned(self) -> Kept<'static> {
+        match self {
+            Kept::Borrowed(statement) => Kept::copy(statement),
+            Kept::Owned(statement) => Kept::Owned(statement),
+        }
+    }
+
+    pub(super) fn get(&self) -> &SqlStatement {
+        match self {
+            Kept::Borrowed(statement) => statement,
+            Kept::Owned(statement) => statement,
         }
     }
 }
@@ -250,7 +299,7 @@ pub struct SqlSpan<'t> {
     /// When the statement started, when timed (annotation mode, slow-statement check).
     pub(super) start: Option<Timestamp>,
     /// The statement, kept for the slow-statement report.
-    pub(super) statement: Option<SqlStatement>,
+    pub(super) statement: Option<Kept<'t>>,
     /// Rows counted with [`count_rows`](SqlSpan::count_rows).
     pub(super) rows: Option<u64>,
     /// Rows changed, counted with [`count_affected`](SqlSpan::count_affected).
@@ -278,7 +327,7 @@ impl SqlSpan<'_> {
             tracer,
             state,
             start: self.start.take(),
-            statement: self.statement.take(),
+            statement: self.statement.take().map(Kept::into_owned),
             rows: self.rows.take(),
             affected: self.affected.take(),
         };
@@ -508,7 +557,7 @@ impl SqlSpan<'_> {
 
     /// The statement's text, for the slow-statement report of a span started without it.
     pub fn set_statement(&mut self, sql: &str) {
-        self.statement = Some(self.tracer.statement(sql));
+        self.statement = Some(Kept::Owned(Box::new(self.tracer.statement(sql))));
     }
 
     /// Tags the counted rows (once): as interned tags when the counts are small (a span made
