@@ -173,6 +173,33 @@ fn lend<C: AsyncConnection>(conn: &mut C, wait: Duration) {
     }
 }
 
+/// Times a pool's `get`: the connection it gives takes the wait for its next statement; a
+/// timeout (`timed_out`) becomes the failed `acquire connection` span.
+#[cfg(any(feature = "bb8", feature = "deadpool"))]
+async fn timed_get<P, E>(
+    tracer: &DieselTracer,
+    get: impl std::future::Future<Output = Result<P, E>>,
+    timed_out: impl FnOnce(&E) -> bool,
+) -> Result<P, E>
+where
+    P: std::ops::DerefMut<Target: AsyncConnection>,
+    E: std::error::Error + 'static,
+{
+    let started = Instant::now();
+    match get.await {
+        Ok(mut conn) => {
+            lend(&mut *conn, started.elapsed());
+            Ok(conn)
+        }
+        Err(error) => {
+            if timed_out(&error) {
+                tracer.sql().pool_timed_out(started.elapsed(), &error);
+            }
+            Err(error)
+        }
+    }
+}
+
 #[cfg(feature = "bb8")]
 impl<M> TracedGet for bb8::Pool<M>
 where
@@ -187,19 +214,10 @@ where
         &'a self,
         tracer: &'a DieselTracer,
     ) -> Result<Self::Connection<'a>, Self::Error> {
-        let started = Instant::now();
-        match self.get().await {
-            Ok(mut conn) => {
-                lend(&mut *conn, started.elapsed());
-                Ok(conn)
-            }
-            Err(error) => {
-                if matches!(error, bb8::RunError::TimedOut) {
-                    tracer.sql().pool_timed_out(started.elapsed(), &error);
-                }
-                Err(error)
-            }
-        }
+        timed_get(tracer, self.get(), |error| {
+            matches!(error, bb8::RunError::TimedOut)
+        })
+        .await
     }
 }
 
@@ -220,18 +238,9 @@ where
         &'a self,
         tracer: &'a DieselTracer,
     ) -> Result<Self::Connection<'a>, Self::Error> {
-        let started = Instant::now();
-        match self.get().await {
-            Ok(mut conn) => {
-                lend(&mut *conn, started.elapsed());
-                Ok(conn)
-            }
-            Err(error) => {
-                if matches!(error, deadpool::managed::PoolError::Timeout(_)) {
-                    tracer.sql().pool_timed_out(started.elapsed(), &error);
-                }
-                Err(error)
-            }
-        }
+        timed_get(tracer, self.get(), |error| {
+            matches!(error, deadpool::managed::PoolError::Timeout(_))
+        })
+        .await
     }
 }

@@ -67,20 +67,34 @@ where
     );
 }
 
+/// A traced pool of `size` connections to a new SQLite file in WAL mode (shared by threads).
 #[cfg(feature = "sqlite")]
-#[test]
-fn sqlite_pool_shared_by_eight_threads() {
-    let path = std::env::temp_dir().join(format!("tg_diesel_r2d2_{}.db", std::process::id()));
+fn sqlite_file_pool(
+    name: &str,
+    size: u32,
+) -> (
+    std::path::PathBuf,
+    String,
+    Pool<ConnectionManager<SqliteConnection>>,
+) {
+    let path = std::env::temp_dir().join(format!("{name}_{}.db", std::process::id()));
     let url = path.to_string_lossy().into_owned();
     let pool =
         tomograph_diesel::r2d2::pool_builder::<SqliteConnection>(DieselTracer::from_url(&url))
-            .max_size(4)
+            .max_size(size)
             .build(ConnectionManager::new(&url))
             .unwrap();
     pool.get()
         .unwrap()
         .batch_execute("PRAGMA journal_mode = WAL")
         .unwrap();
+    (path, url, pool)
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_pool_shared_by_eight_threads() {
+    let (path, _url, pool) = sqlite_file_pool("tg_diesel_r2d2", 4);
     eight_threads(
         pool,
         |pool, sql| {
@@ -212,17 +226,7 @@ where
 #[cfg(feature = "sqlite")]
 #[test]
 fn sqlite_pool_of_two_under_twenty_threads_and_a_timeout() {
-    let path = std::env::temp_dir().join(format!("tg_diesel_r2d2_wait_{}.db", std::process::id()));
-    let url = path.to_string_lossy().into_owned();
-    let pool =
-        tomograph_diesel::r2d2::pool_builder::<SqliteConnection>(DieselTracer::from_url(&url))
-            .max_size(2)
-            .build(ConnectionManager::new(&url))
-            .unwrap();
-    pool.get()
-        .unwrap()
-        .batch_execute("PRAGMA journal_mode = WAL")
-        .unwrap();
+    let (path, url, pool) = sqlite_file_pool("tg_diesel_r2d2_wait", 2);
     twenty_threads_on_a_pool_of_two(pool, "sqlite");
     a_timeout_on_a_pool_of_one::<SqliteConnection>(&url);
     let _ = std::fs::remove_file(&path);
