@@ -81,6 +81,25 @@ impl std::fmt::Display for MedianCi {
 /// let pairs = tomograph_test_support::bench::bench_pairs(60);
 /// assert!(pairs > 0 || std::env::var("TOMOGRAPH_BENCH_PAIRS").is_ok());
 /// ```
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`): what an operation costs
+/// the thread that runs it, whatever other threads do meanwhile.
+///
+/// ```
+/// let before = tomograph_test_support::bench::thread_cpu_time();
+/// std::hint::black_box((0..100_000u64).sum::<u64>());
+/// assert!(tomograph_test_support::bench::thread_cpu_time() >= before);
+/// ```
+pub fn thread_cpu_time() -> Duration {
+    cpu_time::ThreadTime::now().as_duration()
+}
+
+/// CPU time the whole process has used, every thread (`CLOCK_PROCESS_CPUTIME_ID`): an
+/// operation's cost including the work it leaves to background threads.
+pub fn process_cpu_time() -> Duration {
+    cpu_time::ProcessTime::now().as_duration()
+}
+
+/// Pairs of batches for the interleaved measurements (`TOMOGRAPH_BENCH_PAIRS`, else `default`).
 pub fn bench_pairs(default: usize) -> usize {
     std::env::var("TOMOGRAPH_BENCH_PAIRS")
         .ok()

@@ -11,10 +11,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry_sdk::trace::Sampler;
 use tomograph::TraceToken;
 use tomograph_test_support::bench::peers::{
-    chunked, install_fastrace, keep, otel_subscriber, tomograph_root,
+    chunked, chunked_by, install_fastrace, keep, otel_subscriber, tomograph_root,
 };
 use tomograph_test_support::bench::{
-    added_costs, bench_pairs, install_tomograph, interleaved_ratios,
+    added_costs, bench_pairs, install_tomograph, interleaved_ratios, process_cpu_time,
+    thread_cpu_time,
 };
 
 fn fastrace_root(body: &mut dyn FnMut()) {
@@ -220,6 +221,57 @@ fn interleaved() {
             )],
         )
     );
+    // The same, on the application thread's CPU clock: what the span costs the thread that
+    // makes it, leaving out what background threads (either tracer's collector, working off
+    // the other arm's spans on a 2-core machine) take meanwhile.
+    let on_cpu = |scope: fn(&mut dyn FnMut()), op: fn()| -> Box<dyn FnMut() -> Duration> {
+        Box::new(move || chunked_by(BATCH, scope, op, thread_cpu_time))
+    };
+    eprintln!(
+        "child span, tomograph / fastrace, application thread's CPU time: {}",
+        interleaved_ratios(
+            pairs,
+            on_cpu(fastrace_root, || {
+                keep(fastrace::local::LocalSpan::enter_with_local_parent("child"))
+            }),
+            vec![(
+                "tomograph",
+                on_cpu(tomograph_root, || keep(tomograph::span("child").start())),
+            )],
+        )
+    );
+    // And every thread's CPU time until the spans reached the no-op sink (each tracer's
+    // flush): the whole cost, background work included.
+    let delivered =
+        |scope: fn(&mut dyn FnMut()), op: fn(), drain: fn()| -> Box<dyn FnMut() -> Duration> {
+            Box::new(move || {
+                let start = process_cpu_time();
+                chunked(BATCH, scope, op);
+                drain();
+                process_cpu_time().saturating_sub(start)
+            })
+        };
+    eprintln!(
+        "child span, tomograph / fastrace, every thread's CPU time to delivery: {}",
+        interleaved_ratios(
+            pairs,
+            delivered(
+                fastrace_root,
+                || keep(fastrace::local::LocalSpan::enter_with_local_parent("child")),
+                fastrace::flush,
+            ),
+            vec![(
+                "tomograph",
+                delivered(
+                    tomograph_root,
+                    || keep(tomograph::span("child").start()),
+                    || {
+                        let _ = tomograph::flush(Duration::from_secs(10));
+                    },
+                ),
+            )],
+        )
+    );
     eprintln!(
         "root span, fastrace / tomograph: {}",
         interleaved_ratios(
@@ -231,6 +283,28 @@ fn interleaved() {
             vec![(
                 "fastrace",
                 child(
+                    |body| body(),
+                    || {
+                        keep(fastrace::Span::root(
+                            "root",
+                            fastrace::collector::SpanContext::random(),
+                        ))
+                    }
+                ),
+            )],
+        )
+    );
+    eprintln!(
+        "root span, fastrace / tomograph, application thread's CPU time: {}",
+        interleaved_ratios(
+            pairs,
+            on_cpu(
+                |body| body(),
+                || keep(tomograph::span("root").root().start())
+            ),
+            vec![(
+                "fastrace",
+                on_cpu(
                     |body| body(),
                     || {
                         keep(fastrace::Span::root(
