@@ -415,6 +415,21 @@ pub(crate) async fn acquire_counted<DB: Database>(
     pool.acquire().await
 }
 
+impl<'c, DB: TracedDatabase> Pooled<'c, DB> {
+    /// A connection for `call`'s statement, the time it waited tagged on the statement's span
+    /// (a tag, not an acquire span: one more span per statement would double what a busy
+    /// service sends).
+    async fn acquire_for(
+        &self,
+        call: &mut Call<DB>,
+    ) -> Result<sqlx::pool::PoolConnection<DB>, Error> {
+        let waiting = Instant::now();
+        let conn = acquire_counted(self.pool, self.pending).await;
+        call.waited(waiting.elapsed());
+        conn
+    }
+}
+
 /// `Executor::fetch_optional` of a traced pool: the connection is acquired inside the traced
 /// future (its wait tagged `db.client.connection.wait_time_us`, a timeout failing the
 /// statement with `PoolTimedOut`), so the statement goes through as many boxed futures as an
@@ -433,14 +448,9 @@ where
     DB: TracedDatabase,
     E: 'q + Execute<'q, DB>,
 {
-    let Pooled {
-        pool,
-        tracer,
-        pending,
-    } = pooled;
-    if !tracer.observes(origin.parent) {
+    if !pooled.tracer.observes(origin.parent) {
         return Box::pin(async move {
-            let mut conn = acquire_counted(pool, pending).await?;
+            let mut conn = acquire_counted(pooled.pool, pooled.pending).await?;
             DB::connection_executor(&mut conn)
                 .fetch_optional(query)
                 .await
@@ -448,13 +458,9 @@ where
     }
     let query = Forward::new(query);
     Box::pin(async move {
-        let mut call = Call::<DB>::start(tracer, origin, query.sql.clone(), query.arguments());
-        // The time the statement waited for a connection: a tag on its span (one more span
-        // per statement, for an acquire, would double what a busy service sends).
-        let waiting = Instant::now();
-        let conn = acquire_counted(pool, pending).await;
-        call.waited(waiting.elapsed());
-        let result = match conn {
+        let mut call =
+            Call::<DB>::start(pooled.tracer, origin, query.sql.clone(), query.arguments());
+        let result = match pooled.acquire_for(&mut call).await {
             Ok(mut conn) => {
                 DB::connection_executor(&mut conn)
                     .fetch_optional(query)
@@ -485,14 +491,9 @@ where
     DB: TracedDatabase,
     E: 'q + Execute<'q, DB>,
 {
-    let Pooled {
-        pool,
-        tracer,
-        pending,
-    } = pooled;
-    if !tracer.observes(origin.parent) {
+    if !pooled.tracer.observes(origin.parent) {
         return Box::pin(FutureStream::new(move |out| async move {
-            let mut conn = acquire_counted(pool, pending).await?;
+            let mut conn = acquire_counted(pooled.pool, pooled.pending).await?;
             let mut stream = DB::connection_executor(&mut conn).fetch_many(query);
             while let Some(item) = stream.next().await {
                 out.give(item?).await;
@@ -502,11 +503,9 @@ where
     }
     let query = Forward::new(query);
     Box::pin(FutureStream::new(move |out| async move {
-        let mut call = Call::<DB>::start(tracer, origin, query.sql.clone(), query.arguments());
-        let waiting = Instant::now();
-        let conn = acquire_counted(pool, pending).await;
-        call.waited(waiting.elapsed());
-        let mut conn = match conn {
+        let mut call =
+            Call::<DB>::start(pooled.tracer, origin, query.sql.clone(), query.arguments());
+        let mut conn = match pooled.acquire_for(&mut call).await {
             Ok(conn) => conn,
             Err(error) => {
                 call.fail(&error);
