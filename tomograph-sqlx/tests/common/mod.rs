@@ -843,6 +843,17 @@ macro_rules! suite {
             assert_eq!(pool.pending(), 0);
         }
 
+        /// A traced pool of one connection whose acquires give up after 300 ms.
+        async fn pool_of_one_timing_out(url: &str, hooks: &Hooks) -> TracedPool<Db> {
+            let pool = sqlx::pool::PoolOptions::<Db>::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_millis(300))
+                .connect(url)
+                .await
+                .unwrap();
+            TracedPool::with_tracer(pool.clone(), hooks.install(tracer_builder(&pool)).build())
+        }
+
         /// A pool timeout on `execute` (the pooled `fetch_many`) fails the statement with
         /// `PoolTimedOut`, its wait tagged, the hook called once.
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -850,14 +861,7 @@ macro_rules! suite {
             let url: Option<String> = $url;
             let Some(url) = url else { return };
             let hooks = Hooks::default();
-            let pool = sqlx::pool::PoolOptions::<Db>::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_millis(300))
-                .connect(&url)
-                .await
-                .unwrap();
-            let pool =
-                TracedPool::with_tracer(pool.clone(), hooks.install(tracer_builder(&pool)).build());
+            let pool = pool_of_one_timing_out(&url, &hooks).await;
             let (trace, root, result) = in_root("timeout on execute", async {
                 let _busy = pool.acquire().await.unwrap();
                 sqlx::query("SELECT 2").execute(&pool).await
@@ -936,14 +940,7 @@ macro_rules! suite {
             let url: Option<String> = $url;
             let Some(url) = url else { return };
             let hooks = Hooks::default();
-            let pool = sqlx::pool::PoolOptions::<Db>::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_millis(300))
-                .connect(&url)
-                .await
-                .unwrap();
-            let pool =
-                TracedPool::with_tracer(pool.clone(), hooks.install(tracer_builder(&pool)).build());
+            let pool = pool_of_one_timing_out(&url, &hooks).await;
             let (trace, root, result) = in_root("timeout", async {
                 let _busy = pool.acquire().await.unwrap();
                 sqlx::query("SELECT 1").fetch_one(&pool).await
