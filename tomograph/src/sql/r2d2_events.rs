@@ -1,7 +1,6 @@
 //! [`PoolEvents`]: an r2d2 event handler that tags each statement with the wait for its
 //! connection and turns pool timeouts into spans (feature `r2d2`).
 
-use std::fmt;
 use std::time::Duration;
 
 use r2d2::event::{CheckinEvent, CheckoutEvent, TimeoutEvent};
@@ -82,7 +81,8 @@ impl r2d2::HandleEvent for PoolEvents {
 
 /// The error the `on_error` hooks get for an r2d2 pool timeout ([`PoolEvents`]): r2d2 reports
 /// the timeout to its event handler before `get()` returns its own error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("timed out waiting for a connection from the pool after {waited:?}")]
 pub struct PoolTimeout {
     waited: Duration,
 }
@@ -93,15 +93,3 @@ impl PoolTimeout {
         self.waited
     }
 }
-
-impl fmt::Display for PoolTimeout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "timed out waiting for a connection from the pool after {:?}",
-            self.waited
-        )
-    }
-}
-
-impl std::error::Error for PoolTimeout {}
