@@ -843,15 +843,50 @@ macro_rules! suite {
             assert_eq!(pool.pending(), 0);
         }
 
-        /// A traced pool of one connection whose acquires give up after 300 ms.
-        async fn pool_of_one_timing_out(url: &str, hooks: &Hooks) -> TracedPool<Db> {
+        /// A statement that timed out waiting for the only connection of a traced pool (held
+        /// meanwhile), under a root: what it returned, its one span, the root and the pool.
+        struct TimedOut {
+            error: sqlx::Error,
+            select: tomograph::Span,
+            root: tomograph::SpanId,
+            hooks: Hooks,
+            pool: TracedPool<Db>,
+        }
+
+        /// Runs `statement` on a pool of one connection, held, whose acquires give up after
+        /// 300 ms; checks that it failed with `PoolTimedOut`.
+        async fn timed_out<T>(
+            url: &str,
+            root: &'static str,
+            statement: impl AsyncFnOnce(&TracedPool<Db>) -> Result<T, sqlx::Error>,
+        ) -> TimedOut {
+            let hooks = Hooks::default();
             let pool = sqlx::pool::PoolOptions::<Db>::new()
                 .max_connections(1)
                 .acquire_timeout(Duration::from_millis(300))
                 .connect(url)
                 .await
                 .unwrap();
-            TracedPool::with_tracer(pool.clone(), hooks.install(tracer_builder(&pool)).build())
+            let pool =
+                TracedPool::with_tracer(pool.clone(), hooks.install(tracer_builder(&pool)).build());
+            let (trace, root, result) = in_root(root, async {
+                let _busy = pool.acquire().await.unwrap();
+                statement(&pool).await
+            })
+            .await;
+            let Err(error) = result else {
+                panic!("the only connection is taken")
+            };
+            assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error}");
+            let spans = spans(trace, 2);
+            let select = one(&spans, "SELECT").clone();
+            TimedOut {
+                error,
+                select,
+                root,
+                hooks,
+                pool,
+            }
         }
 
         /// A pool timeout on `execute` (the pooled `fetch_many`) fails the statement with
@@ -860,17 +895,17 @@ macro_rules! suite {
         async fn a_pool_timeout_fails_an_execute() {
             let url: Option<String> = $url;
             let Some(url) = url else { return };
-            let hooks = Hooks::default();
-            let pool = pool_of_one_timing_out(&url, &hooks).await;
-            let (trace, root, result) = in_root("timeout on execute", async {
-                let _busy = pool.acquire().await.unwrap();
-                sqlx::query("SELECT 2").execute(&pool).await
+            let TimedOut {
+                select,
+                root,
+                hooks,
+                pool,
+                ..
+            } = timed_out(&url, "timeout on execute", async |pool| {
+                sqlx::query("SELECT 2").execute(pool).await
             })
             .await;
-            let error = result.expect_err("the only connection is taken");
-            assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error}");
-            let spans = spans(trace, 2);
-            let select = one(&spans, "SELECT");
+            let select = &select;
             assert_eq!(select.parent_id(), Some(root));
             assert!(select.is_error());
             assert_eq!(tag(select, "error.type").as_deref(), Some("PoolTimedOut"));
@@ -939,17 +974,17 @@ macro_rules! suite {
         async fn a_pool_timeout_fails_the_statement() {
             let url: Option<String> = $url;
             let Some(url) = url else { return };
-            let hooks = Hooks::default();
-            let pool = pool_of_one_timing_out(&url, &hooks).await;
-            let (trace, root, result) = in_root("timeout", async {
-                let _busy = pool.acquire().await.unwrap();
-                sqlx::query("SELECT 1").fetch_one(&pool).await
+            let TimedOut {
+                error,
+                select,
+                root,
+                hooks,
+                ..
+            } = timed_out(&url, "timeout", async |pool| {
+                sqlx::query("SELECT 1").fetch_one(pool).await
             })
             .await;
-            let error = result.expect_err("the only connection is taken");
-            assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error}");
-            let spans = spans(trace, 2);
-            let select = one(&spans, "SELECT");
+            let select = &select;
             assert_eq!(select.parent_id(), Some(root));
             assert_eq!(
                 tag(select, "error"),
