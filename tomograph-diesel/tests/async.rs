@@ -184,17 +184,11 @@ where
             )
         })
         .collect();
-    let mut waits = Vec::new();
+    let mut traces = Vec::new();
     for handle in handles {
-        let trace = handle.await.unwrap();
-        let spans = exact_spans(&memory, trace, 2);
-        let root = root(&spans);
-        let statement = with_sql(&spans, "AS waiter");
-        assert_eq!(statement.len(), 1, "{}", names(&spans));
-        assert_eq!(statement[0].parent_id(), Some(root.id()));
-        waits.push(wait_of(statement[0]));
+        traces.push(handle.await.unwrap());
     }
-    assert!(waits.iter().any(|&w| w > 0), "some waited: {waits:?}");
+    assert_waiters_waited(&memory, traces);
 }
 
 /// `timed_out` holds the pool's only connection and asks for another with `get_traced`

@@ -178,16 +178,7 @@ where
         })
         .collect();
     let traces: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let mut waits = Vec::new();
-    for trace in traces {
-        let spans = exact_spans(&memory, trace, 2);
-        let root = root(&spans);
-        let statement = with_sql(&spans, "AS waiter");
-        assert_eq!(statement.len(), 1, "{}", names(&spans));
-        assert_eq!(statement[0].parent_id(), Some(root.id()));
-        waits.push(wait_of(statement[0]));
-    }
-    assert!(waits.iter().any(|&w| w > 0), "some waited: {waits:?}");
+    assert_waiters_waited(&memory, traces);
 }
 
 /// One connection held, a second `get()` gives up after 300 ms: a failed `acquire connection`

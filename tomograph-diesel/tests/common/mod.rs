@@ -484,6 +484,21 @@ pub fn assert_pool_timeout(
     );
 }
 
+/// Each waiter's trace (a root and its `… AS waiter` statement) says how long it waited for
+/// a pooled connection, and some waited.
+pub fn assert_waiters_waited(memory: &MemoryBackend, traces: impl IntoIterator<Item = TraceId>) {
+    let mut waits = Vec::new();
+    for trace in traces {
+        let spans = exact_spans(memory, trace, 2);
+        let root = root(&spans);
+        let statement = with_sql(&spans, "AS waiter");
+        assert_eq!(statement.len(), 1, "{}", names(&spans));
+        assert_eq!(statement[0].parent_id(), Some(root.id()));
+        waits.push(wait_of(statement[0]));
+    }
+    assert!(waits.iter().any(|&w| w > 0), "some waited: {waits:?}");
+}
+
 /// The wait tag of a statement span, parsed (panics when it has none).
 pub fn wait_of(span: &Span) -> u64 {
     tag(span, "db.client.connection.wait_time_us")
