@@ -187,27 +187,22 @@ impl SqlTracer {
                 }
                 let mut span = builder.start_detached();
                 span.with_span(|span| {
+                    // Without a template (past the interning cap), the span carries copies.
+                    if statement.template.is_none() {
+                        span.peer = Some(Peer::Endpoint(inner.remote.clone()));
+                        let own = statement.own_tags.as_deref().unwrap_or_default();
+                        crate::recycle::reserve(&mut span.tags, inner.fixed_tags.len() + own.len());
+                        span.tags
+                            .extend(own.iter().map(|(k, v)| Tag::new(*k, v.clone())));
+                        span.tags.extend(inner.fixed_tags.iter().cloned());
+                    }
                     // A wait a pool left on this thread (r2d2's checkout): one thread-local
                     // read, nothing allocated unless there is one.
-                    let waited = wait::take_pending_wait(inner.system)
-                        .map(|us| Tag::new(keys::db::CONNECTION_WAIT_TIME_US, us));
-                    if statement.template.is_some() {
-                        if let Some(waited) = waited {
-                            crate::recycle::reserve(&mut span.tags, 2);
-                            span.tags.push(waited);
-                        }
-                        return;
+                    if let Some(us) = wait::take_pending_wait(inner.system) {
+                        crate::recycle::reserve(&mut span.tags, 1);
+                        span.tags
+                            .push(Tag::new(keys::db::CONNECTION_WAIT_TIME_US, us));
                     }
-                    span.peer = Some(Peer::Endpoint(inner.remote.clone()));
-                    let own = statement.own_tags.as_deref().unwrap_or_default();
-                    crate::recycle::reserve(
-                        &mut span.tags,
-                        inner.fixed_tags.len() + own.len() + usize::from(waited.is_some()),
-                    );
-                    span.tags
-                        .extend(own.iter().map(|(k, v)| Tag::new(*k, v.clone())));
-                    span.tags.extend(inner.fixed_tags.iter().cloned());
-                    span.tags.extend(waited);
                 });
                 SqlSpan {
                     tracer: Cow::Borrowed(self),
