@@ -2,8 +2,8 @@
 //! for.
 //!
 //! Finished spans go into one bounded lock-free queue ([`ReporterOptions::queue_capacity`]).
-//! One dispatcher thread drains it — when a batch's worth is waiting, or every interval — and
-//! hands each batch to every backend. Each backend runs on a thread of its own behind an inbox
+//! One dispatcher thread drains it — when an eighth of the queue (at least a batch) is
+//! waiting, every interval, and on flush — and hands each batch to every backend. Each backend runs on a thread of its own behind an inbox
 //! of two batches.
 //!
 //! - A backend whose peer is **up but slower** than the application applies back-pressure:
@@ -64,6 +64,22 @@ use crate::sample::{SamplingStats, TailSampling};
 /// Batches waiting in a healthy backend's inbox, at most (two waiting while it sends a third);
 /// beyond, the dispatcher waits.
 const INBOX_BATCHES: usize = 2;
+/// A report looks whether the dispatcher should be woken once every this many spans of its
+/// thread.
+const WAKE_CHECK_EVERY: u32 = 64;
+
+thread_local! {
+    /// Spans this thread reported (wrapping): paces the wake-up check. `const`, no destructor:
+    /// a plain load and store.
+    static REPORTED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A value on a cache line of its own, so that writing it does not evict what other threads
+/// read next to it.
+#[derive(Debug)]
+#[repr(align(128))]
+struct OwnLine<T>(T);
+
 /// Rejection reasons kept apart per backend in [`BackendStats::rejections`].
 const MAX_REASONS: usize = 16;
 /// Rejection reasons logged per backend (each once).
@@ -476,7 +492,11 @@ enum Control {
 #[derive(Debug)]
 struct Shared {
     queue: ArrayQueue<Span>,
-    accepted: AtomicU64,
+    /// Spans the dispatcher took from the queue. With the spans still in it, what was
+    /// accepted: application threads count nothing when they report (a shared counter would
+    /// be one more contended write per span). Written by the dispatcher alone, on a cache
+    /// line of its own.
+    taken: OwnLine<AtomicU64>,
     queue_full: AtomicU64,
     after_shutdown: AtomicU64,
     warned_full: AtomicBool,
@@ -488,11 +508,46 @@ struct Shared {
     /// The account is closed (shutdown stopped waiting): threads stop, counters stay.
     sealed: AtomicBool,
     batch_size: usize,
+    /// Queued spans at which a report wakes the dispatcher: an eighth of the queue, at least
+    /// a batch. Waking a parked thread is a system call on the reporting thread; fewer,
+    /// larger drains keep it off the span's cost, and the interval bounds the wait.
+    wake_at: usize,
     /// The dispatcher's thread, for workers to wake it when they make room.
     dispatcher: OnceLock<thread::Thread>,
 }
 
 impl Shared {
+    /// Wakes the dispatcher when a batch is waiting and nobody asked yet.
+    #[cold]
+    #[inline(never)]
+    fn wake_dispatcher_if_due(&self) {
+        if self.queue.len() >= self.wake_at
+            && !self.wake_requested.swap(true, Ordering::Relaxed)
+            && let Some(dispatcher) = self.dispatcher.get()
+        {
+            dispatcher.unpark();
+        }
+    }
+
+    /// Spans accepted so far: taken by the dispatcher, or still queued. The dispatcher counts
+    /// a span as taken before any backend sees it, so read after a backend's ledger this is
+    /// never below what the backend resolved; a span moving from the queue to the dispatcher
+    /// while this reads may be missed (the account is exact when the reporter is quiet).
+    fn accepted(&self) -> u64 {
+        self.taken.0.load(Ordering::SeqCst) + self.queue.len() as u64
+    }
+
+    /// A span from the queue, counted as taken before anything else sees it. The
+    /// dispatcher's alone.
+    #[inline]
+    fn take(&self) -> Option<Span> {
+        let span = self.queue.pop()?;
+        // One writer: a load and a store, no read-modify-write.
+        let taken = &self.taken.0;
+        taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Release);
+        Some(span)
+    }
+
     /// Counts a span the queue could not take; warns the first time.
     #[cold]
     #[inline(never)]
@@ -554,7 +609,7 @@ impl Reporter {
     ) -> Result<Reporter, std::io::Error> {
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(options.queue_capacity),
-            accepted: AtomicU64::new(0),
+            taken: OwnLine(AtomicU64::new(0)),
             queue_full: AtomicU64::new(0),
             after_shutdown: AtomicU64::new(0),
             warned_full: AtomicBool::new(false),
@@ -563,6 +618,9 @@ impl Reporter {
             shut: AtomicBool::new(false),
             sealed: AtomicBool::new(false),
             batch_size: options.batch_size,
+            wake_at: (options.queue_capacity / 8)
+                .max(options.batch_size)
+                .min(options.queue_capacity),
             dispatcher: OnceLock::new(),
         });
         let mut threads = Vec::new();
@@ -641,20 +699,17 @@ impl Reporter {
             shared.count_dropped(true);
             return;
         }
-        // Counted before the push, so that a backend never resolves a span not yet counted.
-        let accepted = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
         if shared.queue.push(span).is_err() {
-            shared.accepted.fetch_sub(1, Ordering::Relaxed);
             shared.count_dropped(false);
             return;
         }
-        // Every batch_size-th span, look whether a batch is waiting and wake the dispatcher
-        // (cheaper than reading the queue's length on every report).
-        if accepted.is_multiple_of(shared.batch_size as u64)
-            && shared.queue.len() >= shared.batch_size
-            && !shared.wake_requested.swap(true, Ordering::Relaxed)
-        {
-            self.dispatcher.unpark();
+        // Every few spans this thread reports, look whether a batch is waiting for the
+        // dispatcher (cheaper than reading the queue's length, two shared cache lines, on
+        // every report).
+        let reported = REPORTED.get().wrapping_add(1);
+        REPORTED.set(reported);
+        if reported.is_multiple_of(WAKE_CHECK_EVERY) {
+            shared.wake_dispatcher_if_due();
         }
     }
 
@@ -837,10 +892,10 @@ impl Reporter {
             .iter()
             .map(|b| {
                 let ledger = lock(&b.ledger);
-                // Read after the ledger: a span is counted as accepted before any backend
-                // can resolve it, or the tail decision drop it.
+                // Read after the ledger: a span is counted as accepted (queued, then taken)
+                // before any backend can resolve it, or the tail decision drop it.
                 let sampled_out = self.tail.as_ref().map_or(0, |t| t.dropped_spans());
-                let accepted = self.shared.accepted.load(Ordering::SeqCst);
+                let accepted = self.shared.accepted();
                 let unresolved = accepted.saturating_sub(ledger.resolved() + sampled_out);
                 let (cut, queued) = if ledger.sealed {
                     (unresolved, 0)
@@ -863,7 +918,7 @@ impl Reporter {
         let queue_full = self.shared.queue_full.load(Ordering::Relaxed);
         let after_shutdown = self.shared.after_shutdown.load(Ordering::Relaxed);
         ReporterStats {
-            accepted: self.shared.accepted.load(Ordering::SeqCst),
+            accepted: self.shared.accepted(),
             dropped: queue_full + after_shutdown,
             queue_full,
             after_shutdown,
@@ -969,13 +1024,13 @@ impl Dispatcher {
     #[inline]
     fn next_span(&mut self) -> Option<Span> {
         let Some(tail) = &mut self.tail else {
-            return self.shared.queue.pop();
+            return self.shared.take();
         };
         loop {
             if let Some(span) = tail.next() {
                 return Some(span);
             }
-            tail.admit(self.shared.queue.pop()?);
+            tail.admit(self.shared.take()?);
         }
     }
 
@@ -1253,6 +1308,79 @@ mod tests {
             loss.to_string(),
             "6 span(s) lost: 2 queue full; zipkin: 3 rejected by the peer, 1 cut by the shutdown \
              deadline (first reason: bad)"
+        );
+    }
+
+    fn span(id: u64) -> Span {
+        let (Some(trace), Some(id)) = (crate::TraceId::from_u64(1), crate::SpanId::from_u64(id))
+        else {
+            unreachable!("non-zero ids")
+        };
+        Span::new(
+            trace,
+            id,
+            "s",
+            crate::Endpoint::new("svc"),
+            crate::Timestamp::now(),
+        )
+    }
+
+    /// A reporter whose dispatcher is never due on its own: a batch larger than anything
+    /// reported, an hour between rounds.
+    fn idle_reporter(memory: &crate::MemoryBackend) -> Reporter {
+        let options = ReporterOptions::default()
+            .batch_size(50_000)
+            .batch_interval(Duration::from_secs(3600));
+        Reporter::start(vec![Box::new(memory.clone())], options).expect("reporter")
+    }
+
+    #[test]
+    fn spans_still_in_the_queue_are_accepted() {
+        let memory = crate::MemoryBackend::new();
+        let reporter = idle_reporter(&memory);
+        for id in 1..=300 {
+            reporter.report(span(id));
+        }
+        let stats = reporter.stats();
+        assert_eq!(stats.accepted, 300, "{stats:?}");
+        let b = &stats.backends[0];
+        assert_eq!(b.sent + b.queued, 300, "{stats:?}");
+        reporter.flush(Duration::from_secs(10)).expect("flush");
+        let stats = reporter.stats();
+        assert_eq!(
+            (stats.accepted, stats.queued, stats.backends[0].sent),
+            (300, 0, 300)
+        );
+        assert_eq!(memory.spans().len(), 300);
+    }
+
+    #[test]
+    fn a_filling_queue_wakes_the_dispatcher_before_its_interval() {
+        let memory = crate::MemoryBackend::new();
+        let reporter = idle_reporter(&memory);
+        let wake_at = reporter.shared.wake_at as u64;
+        // From one thread and from several: each paces its own checks.
+        for id in 1..=wake_at / 2 {
+            reporter.report(span(id));
+        }
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let reporter = &reporter;
+                s.spawn(move || {
+                    for id in 0..wake_at / 8 + WAKE_CHECK_EVERY as u64 {
+                        reporter.report(span(wake_at + t * wake_at + id + 1));
+                    }
+                });
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while memory.spans().is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            !memory.spans().is_empty(),
+            "nothing delivered without a flush: {:?}",
+            reporter.stats()
         );
     }
 }

@@ -233,14 +233,16 @@ pub(crate) fn stop_id(id: SpanId) -> bool {
             if let Some(frame) = s.pop() {
                 frame.finish();
             }
-            return Some(Vec::new());
+            return Some(None);
         }
         let pos = s.iter().rposition(|f| f.is_span(id))?;
-        Some(s.split_off(pos))
+        Some(Some(s.split_off(pos)))
     })
     .flatten();
     match closed {
-        Some(frames) => {
+        // The innermost frame, finished above.
+        Some(None) => true,
+        Some(Some(frames)) => {
             finish_all(frames);
             true
         }

@@ -35,7 +35,7 @@ pub struct SpanGuard {
 impl SpanGuard {
     /// The guard of `frame`, pushed on this thread's stack (a link is not: the guard then
     /// only carries its parent's token).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter(frame: Frame) -> Self {
         let token = frame.token();
         let owns = !frame.is_link();

@@ -201,6 +201,7 @@ impl SpanBuilder {
     /// its parent, which is what it would propagate anyway — so unsampled spans cost next to
     /// nothing. A `named` frame is also unowned (no guard ends it; see
     /// [`Frame::is_unowned`]).
+    #[inline(always)]
     pub(crate) fn into_frame(self, named: bool) -> Option<Frame> {
         let tracer = tracer::get()?;
         if !tracer.is_enabled() {
