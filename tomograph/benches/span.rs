@@ -192,6 +192,28 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    // A SQL statement's span (interned statement, rows counted) beside a bare detached span:
+    // the rows to profile; the interleaved line above is the number to read.
+    let db = tomograph::sql::SqlTracer::builder(tomograph::sql::DbSystem::Sqlite).build();
+    let statement = db.statement("SELECT name FROM users WHERE id = ?1");
+    let mut g = c.benchmark_group("statement_span");
+    g.bench_function("bare_detached", |b| {
+        b.iter_custom(|n| {
+            chunked(n, tomograph_root, || {
+                keep(tomograph::span("SELECT users").start_detached())
+            })
+        })
+    });
+    g.bench_function("statement", |b| {
+        b.iter_custom(|n| {
+            chunked(n, tomograph_root, || {
+                db.start_statement(std::hint::black_box(&statement))
+                    .finish_with_rows(1)
+            })
+        })
+    });
+    g.finish();
+
     let stats = tomograph::stats();
     eprintln!(
         "tomograph reporter: accepted {} dropped {} (spans dropped under overload are counted, not hidden)",

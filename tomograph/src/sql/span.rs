@@ -457,13 +457,14 @@ impl SqlSpan<'_> {
 
     /// The statement succeeded.
     pub fn finish(self) {
-        drop(self);
+        // Ends here, where `self` goes out of scope: dropped in place (`drop(self)` would
+        // move the span, a copy of ≈ 200 bytes, into `drop`'s argument first).
     }
 
     /// The statement succeeded and returned (or changed) `rows` rows.
     pub fn finish_with_rows(mut self, rows: u64) {
         self.rows = Some(rows);
-        drop(self);
+        // Dropped in place at the end of the scope (see `finish`).
     }
 
     /// The statement failed: the span gets an `error` tag with the message, a
