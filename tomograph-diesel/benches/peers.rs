@@ -42,6 +42,18 @@ impl Instrumentation for Nothing {
     fn on_connection_event(&mut self, _: InstrumentationEvent<'_>) {}
 }
 
+/// No tracer: only the query's text, formatted once per statement as diesel's `Display`
+/// gives it (SQL and binds) — what every diesel tracer pays before it records anything (the
+/// peers format it so; tomograph stops at the binds).
+struct FormatOnly;
+impl Instrumentation for FormatOnly {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            black_box(query.to_string());
+        }
+    }
+}
+
 fn timed(mut query: impl FnMut()) -> Duration {
     let start = Instant::now();
     for _ in 0..BATCH {
@@ -112,8 +124,19 @@ fn compare<C>(
             black_box(simple_query(&mut *conn));
         })
     };
+    let format_only = || {
+        let mut conn = conn.borrow_mut();
+        conn.set_instrumentation(FormatOnly);
+        timed(|| {
+            black_box(simple_query(&mut *conn));
+        })
+    };
     let mut arms: Vec<(&str, Batch<'_>)> = vec![
         ("tomograph-diesel", Box::new(tomograph)),
+        (
+            "diesel's query text alone, no tracer (every tracer's floor)",
+            Box::new(format_only),
+        ),
         (
             "diesel-tracing Instrumentation (events) + OTel",
             Box::new(diesel_tracing),
