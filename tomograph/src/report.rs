@@ -3,8 +3,8 @@
 //!
 //! Finished spans go into one bounded lock-free queue ([`ReporterOptions::queue_capacity`]).
 //! One dispatcher thread drains it — when an eighth of the queue (at least a batch) is
-//! waiting, every interval, and on flush — and hands each batch to every backend. Each backend runs on a thread of its own behind an inbox
-//! of two batches.
+//! waiting, every interval, and on flush — and hands each batch to every backend. Each
+//! backend runs on a thread of its own behind an inbox of two batches.
 //!
 //! - A backend whose peer is **up but slower** than the application applies back-pressure:
 //!   the dispatcher waits for room in its inbox, so the spans wait in the application queue —
