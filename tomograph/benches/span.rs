@@ -38,6 +38,13 @@ fn tracing_root(body: &mut dyn FnMut()) {
     body();
 }
 
+/// The SQL tracer and interned statement the statement-span measurements use.
+fn sql_statement() -> (tomograph::sql::SqlTracer, tomograph::sql::SqlStatement) {
+    let db = tomograph::sql::SqlTracer::builder(tomograph::sql::DbSystem::Sqlite).build();
+    let statement = db.statement("SELECT name FROM users WHERE id = ?1");
+    (db, statement)
+}
+
 fn benches(c: &mut Criterion) {
     install_tomograph();
     install_fastrace();
@@ -194,8 +201,7 @@ fn benches(c: &mut Criterion) {
 
     // A SQL statement's span (interned statement, rows counted) beside a bare detached span:
     // the rows to profile; the interleaved line above is the number to read.
-    let db = tomograph::sql::SqlTracer::builder(tomograph::sql::DbSystem::Sqlite).build();
-    let statement = db.statement("SELECT name FROM users WHERE id = ?1");
+    let (db, statement) = sql_statement();
     let mut g = c.benchmark_group("statement_span");
     g.bench_function("bare_detached", |b| {
         b.iter_custom(|n| {
@@ -372,8 +378,7 @@ fn interleaved() {
     );
 
     // An SQL statement's span (interned statement, rows counted) against a bare span.
-    let db = tomograph::sql::SqlTracer::builder(tomograph::sql::DbSystem::Sqlite).build();
-    let statement = db.statement("SELECT name FROM users WHERE id = ?1");
+    let (db, statement) = sql_statement();
     let cost = added_costs(
         "SQL statement span over a bare span (target: ≤ +25 ns)",
         pairs,

@@ -521,10 +521,14 @@ impl Shared {
     #[cold]
     #[inline(never)]
     fn wake_dispatcher_if_due(&self) {
-        if self.queue.len() >= self.wake_at
-            && !self.wake_requested.swap(true, Ordering::Relaxed)
-            && let Some(dispatcher) = self.dispatcher.get()
-        {
+        if self.queue.len() >= self.wake_at && !self.wake_requested.swap(true, Ordering::Relaxed) {
+            self.wake_dispatcher();
+        }
+    }
+
+    /// Wakes the dispatcher (set as it starts, before the reporter is returned).
+    fn wake_dispatcher(&self) {
+        if let Some(dispatcher) = self.dispatcher.get() {
             dispatcher.unpark();
         }
     }
@@ -593,7 +597,6 @@ struct Mark {
 pub struct Reporter {
     shared: Arc<Shared>,
     control: Sender<Control>,
-    dispatcher: thread::Thread,
     backends: Vec<Arc<BackendShared>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     mark: Mutex<Mark>,
@@ -676,13 +679,11 @@ impl Reporter {
         let handle = thread::Builder::new()
             .name("tomograph-reporter".into())
             .spawn(move || dispatcher.run())?;
-        let dispatcher = handle.thread().clone();
-        let _ = shared.dispatcher.set(dispatcher.clone());
+        let _ = shared.dispatcher.set(handle.thread().clone());
         threads.push(handle);
         Ok(Reporter {
             shared,
             control: control_tx,
-            dispatcher,
             backends: handles,
             threads: Mutex::new(threads),
             mark: Mutex::new(Mark::default()),
@@ -765,7 +766,7 @@ impl Reporter {
         {
             return Err(expected);
         }
-        self.dispatcher.unpark();
+        self.shared.wake_dispatcher();
         let mut acks = Vec::with_capacity(expected);
         for received in 0..expected {
             match ack_rx.recv_deadline(deadline) {
@@ -1127,10 +1128,8 @@ impl Worker {
             match message {
                 Some(Message::Batch(batch)) => {
                     // Room in the inbox: wake the dispatcher if it waits for it.
-                    if self.state.waiting.load(Ordering::SeqCst)
-                        && let Some(dispatcher) = self.shared.dispatcher.get()
-                    {
-                        dispatcher.unpark();
+                    if self.state.waiting.load(Ordering::SeqCst) {
+                        self.shared.wake_dispatcher();
                     }
                     pending_spans += batch.len();
                     pending.push_back(Pending {
