@@ -64,6 +64,18 @@ impl Frame {
         }
     }
 
+    /// The local endpoint this frame's children inherit, when it is not the tracer's.
+    #[inline]
+    fn own_endpoint(&self) -> Option<&EndpointRef> {
+        let endpoint = match self {
+            Frame::Recording(span) => Some(&span.local_endpoint),
+            Frame::Entered { endpoint, .. } => endpoint.as_ref(),
+            Frame::Unsampled { .. } | Frame::Link(_) => None,
+        };
+        // A `'static` endpoint is the tracer's own (see `EndpointRef`).
+        endpoint.filter(|e| matches!(e, EndpointRef::Shared(_)))
+    }
+
     /// What tells this frame from any other on a stack (for [`super::abandoned`]'s snapshot).
     pub(crate) fn mark(&self) -> (TraceToken, bool) {
         (self.token(), self.is_link())
@@ -106,10 +118,11 @@ impl Frame {
 
 thread_local! {
     static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
-    /// The innermost frame's token, kept in step with `STACK` by every change to it. A `Copy`
-    /// cell needs no destructor, so reading it is a plain load: the current token (asked for
-    /// by every SQL statement and outgoing request) and the child of an unsampled span need no
-    /// visit of the stack.
+    /// The innermost frame's token, kept in step with `STACK` by every change to it, marked
+    /// when the frame's children inherit an endpoint of their own. A `Copy` cell needs no
+    /// destructor, so reading it is a plain load: the current token (asked for by every SQL
+    /// statement and outgoing request) and the parent of a new child (unless it has an
+    /// endpoint of its own) need no visit of the stack.
     static TOP: Cell<PackedToken> = const { Cell::new(PackedToken::NONE) };
 }
 
@@ -128,9 +141,11 @@ fn with_stack<R>(f: impl FnOnce(&mut Vec<Frame>) -> R) -> Option<R> {
 fn with_stack_mut<R>(f: impl FnOnce(&mut Vec<Frame>) -> R) -> Option<R> {
     with_stack(|s| {
         let result = f(s);
-        let top = s.last().map(Frame::token);
+        let top = s.last();
+        let packed = PackedToken::pack(top.map(Frame::token))
+            .with_own_endpoint(top.and_then(Frame::own_endpoint).is_some());
         // `try_with` fails only while the thread is being torn down.
-        let _ = TOP.try_with(|c| c.set(PackedToken::pack(top)));
+        let _ = TOP.try_with(|c| c.set(packed));
         result
     })
 }
@@ -147,20 +162,23 @@ pub(crate) fn current_unsampled() -> Option<TraceToken> {
     current_token().filter(|t| !t.sampled)
 }
 
-/// The innermost frame's token, and the local endpoint a new child inherits from it (when it
-/// is a recording span), in one visit of the stack.
+/// The innermost frame's token, and the local endpoint a new child inherits from it when it is
+/// not the tracer's (`None`: the tracer's). Unless the frame has an endpoint of its own, read
+/// from `TOP` alone, without a visit of the stack.
+#[inline]
 pub(crate) fn current_parent() -> Option<(TraceToken, Option<EndpointRef>)> {
-    with_stack(|s| {
-        s.last().map(|f| {
-            let endpoint = match f {
-                Frame::Recording(span) => Some(span.local_endpoint.clone()),
-                Frame::Entered { endpoint, .. } => endpoint.clone(),
-                _ => None,
-            };
-            (f.token(), endpoint)
-        })
-    })
-    .flatten()
+    let top = TOP.try_with(Cell::get).ok()?;
+    if !top.has_own_endpoint() {
+        return top.unpack().map(|token| (token, None));
+    }
+    own_endpoint_parent()
+}
+
+/// [`current_parent`] for a frame with an endpoint of its own: from the stack.
+#[cold]
+#[inline(never)]
+fn own_endpoint_parent() -> Option<(TraceToken, Option<EndpointRef>)> {
+    with_stack(|s| s.last().map(|f| (f.token(), f.own_endpoint().cloned()))).flatten()
 }
 
 #[inline(always)]

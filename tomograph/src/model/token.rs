@@ -51,6 +51,8 @@ impl PackedToken {
     const REMOTE: u64 = 2;
     const SAMPLED: u64 = 4;
     const DEFERRED: u64 = 8;
+    /// The frame's children inherit a local endpoint of their own (not the tracer's).
+    const OWN_ENDPOINT: u64 = 16;
 
     pub(crate) const NONE: Self = Self {
         high: 0,
@@ -73,6 +75,20 @@ impl PackedToken {
                     | (u64::from(t.deferred) * Self::DEFERRED),
             },
         }
+    }
+
+    /// The same token, marked as one whose children inherit a local endpoint other than the
+    /// tracer's (they must look it up on the stack).
+    #[inline]
+    pub(crate) fn with_own_endpoint(mut self, own: bool) -> Self {
+        self.flags |= u64::from(own) * Self::OWN_ENDPOINT;
+        self
+    }
+
+    /// Whether [`with_own_endpoint`](Self::with_own_endpoint) marked it.
+    #[inline]
+    pub(crate) fn has_own_endpoint(self) -> bool {
+        self.flags & Self::OWN_ENDPOINT != 0
     }
 
     #[inline]
@@ -111,6 +127,12 @@ mod packed_tests {
                 deferred,
             };
             assert_eq!(PackedToken::pack(Some(token)).unpack(), Some(token));
+            // The endpoint mark is the stack's, not the token's.
+            for own in [false, true] {
+                let marked = PackedToken::pack(Some(token)).with_own_endpoint(own);
+                assert_eq!(marked.unpack(), Some(token));
+                assert_eq!(marked.has_own_endpoint(), own);
+            }
         }
         assert_eq!(PackedToken::pack(None).unpack(), None);
     }
