@@ -1,11 +1,14 @@
 //! Benchmark statistics: a median with its confidence interval, arms timed in alternating
 //! (ABBA) batches against a baseline with an A/A control — as ratios
 //! ([`interleaved_ratios`]) or as the time each arm adds per operation ([`added_costs`]) —
-//! and, with the `peers` feature, the span benchmarks' shared harness ([`peers`]).
+//! and, with the `peers` feature, the span benchmarks' shared harness ([`peers`]); busy
+//! loops that keep an idle VM's CPUs awake for benchmarks that hop between threads
+//! ([`awake`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+pub mod awake;
 #[cfg(feature = "peers")]
 pub mod peers;
 

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::{Instrumentation, InstrumentationEvent, LoadConnection};
 use diesel::prelude::*;
 use tomograph_diesel::DieselTracer;
+use tomograph_test_support::bench::awake::CpusAwake;
 use tomograph_test_support::bench::peers::{install_fastrace, otel_dispatch};
 use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 
@@ -178,13 +179,18 @@ fn main() {
     );
 
     match std::env::var("TOMOGRAPH_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => compare::<PgConnection>(
-            "diesel, PostgreSQL",
-            &url,
-            &otel,
-            fastrace_diesel::FastraceInstrumentation::postgres,
-            None,
-        ),
+        Ok(url) if !url.is_empty() => {
+            // Each statement wakes the server's process and waits for it: on an idle VM the
+            // wake-ups, not the statement, would be measured.
+            let _awake = CpusAwake::start();
+            compare::<PgConnection>(
+                "diesel, PostgreSQL",
+                &url,
+                &otel,
+                fastrace_diesel::FastraceInstrumentation::postgres,
+                None,
+            );
+        }
         _ => eprintln!("SKIP diesel, PostgreSQL: TOMOGRAPH_TEST_POSTGRES_URL is not set"),
     }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use sqlx::{Database, Executor, Pool};
 use tomograph::FutureExt;
 use tomograph_sqlx::{TracedDatabase, TracedPool};
+use tomograph_test_support::bench::awake::CpusAwake;
 use tomograph_test_support::bench::peers::otel_dispatch;
 use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 use tracing::Instrument as _;
@@ -97,6 +98,9 @@ fn compare<DB>(
 }
 
 fn main() {
+    // Each statement hops to sqlx's worker thread and back: on an idle VM the wake-ups, not
+    // the statement, would be measured.
+    let _awake = CpusAwake::start();
     install_tomograph();
     let otel = otel_dispatch();
     // One thread: the statement's future runs where it is awaited.

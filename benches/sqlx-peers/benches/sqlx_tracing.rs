@@ -16,8 +16,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use tomograph::FutureExt as _;
+use tomograph_test_support::bench::awake::CpusAwake;
 use tomograph_test_support::bench::peers::otel_dispatch;
-use tomograph_test_support::bench::{Batch, CostReport, added_costs, bench_pairs, install_tomograph};
+use tomograph_test_support::bench::{
+    Batch, CostReport, added_costs, bench_pairs, install_tomograph,
+};
 use tracing::Instrument as _;
 
 const BATCH: u32 = 200;
@@ -85,6 +88,9 @@ macro_rules! sqlx08_report {
 }
 
 fn main() {
+    // Each statement hops between threads: on an idle VM the wake-ups, not the statement,
+    // would be measured.
+    let _awake = CpusAwake::start();
     install_tomograph();
     let otel = otel_dispatch();
     let rt = tokio::runtime::Builder::new_current_thread()
