@@ -247,9 +247,14 @@ pub(crate) fn stop_id(id: SpanId) -> bool {
     let closed = with_stack_mut(|s| {
         // Fast path: the span is the innermost one (guards drop in order). Finishing it in
         // place saves moving the frame out through the closure.
-        if s.last().is_some_and(|f| f.is_span(id)) {
-            if let Some(frame) = s.pop() {
-                frame.finish();
+        if let Some(top) = s.last_mut().filter(|f| f.is_span(id)) {
+            // Its end is written where the span lies, before it moves out of the stack:
+            // reading the record right after a narrower write into it stalls the copy.
+            if let Frame::Recording(span) = top {
+                span.finish();
+            }
+            if let Some(Frame::Recording(span)) = s.pop() {
+                crate::tracer::report(span);
             }
             return Some(None);
         }
