@@ -14,7 +14,7 @@ use tomograph_test_support::bench::peers::{
     chunked, chunked_by, install_fastrace, keep, otel_subscriber, tomograph_root,
 };
 use tomograph_test_support::bench::{
-    added_costs, bench_pairs, install_tomograph, interleaved_ratios, process_cpu_time,
+    Batch, added_costs, bench_pairs, install_tomograph, interleaved_ratios, process_cpu_time,
     thread_cpu_time,
 };
 
@@ -233,116 +233,84 @@ fn benches(c: &mut Criterion) {
 fn interleaved() {
     const BATCH: u64 = 256 * 40;
     let pairs = bench_pairs(60);
-    let child = |scope: fn(&mut dyn FnMut()), op: fn()| -> Box<dyn FnMut() -> Duration> {
-        Box::new(move || chunked(BATCH, scope, op))
-    };
-    eprintln!(
-        "child span, tomograph / fastrace: {}",
-        interleaved_ratios(
-            pairs,
-            child(fastrace_root, || {
-                keep(fastrace::local::LocalSpan::enter_with_local_parent("child"))
-            }),
-            vec![(
-                "tomograph",
-                child(tomograph_root, || keep(tomograph::span("child").start())),
-            )],
-        )
-    );
-    // The same, on the application thread's CPU clock: what the span costs the thread that
+    // Each arm: the scope its batch runs in (a root, or none) and the operation measured.
+    type Arm = (fn(&mut dyn FnMut()), fn());
+    fn no_scope(body: &mut dyn FnMut()) {
+        body()
+    }
+    let fastrace_child: Arm = (fastrace_root, || {
+        keep(fastrace::local::LocalSpan::enter_with_local_parent("child"))
+    });
+    let tomograph_child: Arm = (tomograph_root, || keep(tomograph::span("child").start()));
+    let tomograph_root_span: Arm = (no_scope, || keep(tomograph::span("root").root().start()));
+    let fastrace_root_span: Arm = (no_scope, || {
+        keep(fastrace::Span::root(
+            "root",
+            fastrace::collector::SpanContext::random(),
+        ))
+    });
+    // Wall time; and the application thread's CPU clock: what the span costs the thread that
     // makes it, leaving out what background threads (either tracer's collector, working off
     // the other arm's spans on a 2-core machine) take meanwhile.
-    let on_cpu = |scope: fn(&mut dyn FnMut()), op: fn()| -> Box<dyn FnMut() -> Duration> {
+    let wall = |(scope, op): Arm| -> Batch<'static> { Box::new(move || chunked(BATCH, scope, op)) };
+    let on_cpu = |(scope, op): Arm| -> Batch<'static> {
         Box::new(move || chunked_by(BATCH, scope, op, thread_cpu_time))
     };
-    eprintln!(
-        "child span, tomograph / fastrace, application thread's CPU time: {}",
-        interleaved_ratios(
-            pairs,
-            on_cpu(fastrace_root, || {
-                keep(fastrace::local::LocalSpan::enter_with_local_parent("child"))
-            }),
-            vec![(
-                "tomograph",
-                on_cpu(tomograph_root, || keep(tomograph::span("child").start())),
-            )],
-        )
+    let line = |title: &str,
+                clock: &dyn Fn(Arm) -> Batch<'static>,
+                baseline: Arm,
+                (name, arm): (&str, Arm)| {
+        eprintln!(
+            "{title}: {}",
+            interleaved_ratios(pairs, clock(baseline), vec![(name, clock(arm))])
+        );
+    };
+    line(
+        "child span, tomograph / fastrace",
+        &wall,
+        fastrace_child,
+        ("tomograph", tomograph_child),
+    );
+    line(
+        "child span, tomograph / fastrace, application thread's CPU time",
+        &on_cpu,
+        fastrace_child,
+        ("tomograph", tomograph_child),
     );
     // And every thread's CPU time until the spans reached the no-op sink (each tracer's
     // flush): the whole cost, background work included.
-    let delivered =
-        |scope: fn(&mut dyn FnMut()), op: fn(), drain: fn()| -> Box<dyn FnMut() -> Duration> {
-            Box::new(move || {
-                let start = process_cpu_time();
-                chunked(BATCH, scope, op);
-                drain();
-                process_cpu_time().saturating_sub(start)
-            })
-        };
+    let delivered = |(scope, op): Arm, drain: fn()| -> Batch<'static> {
+        Box::new(move || {
+            let start = process_cpu_time();
+            chunked(BATCH, scope, op);
+            drain();
+            process_cpu_time().saturating_sub(start)
+        })
+    };
     eprintln!(
         "child span, tomograph / fastrace, every thread's CPU time to delivery: {}",
         interleaved_ratios(
             pairs,
-            delivered(
-                fastrace_root,
-                || keep(fastrace::local::LocalSpan::enter_with_local_parent("child")),
-                fastrace::flush,
-            ),
+            delivered(fastrace_child, fastrace::flush),
             vec![(
                 "tomograph",
-                delivered(
-                    tomograph_root,
-                    || keep(tomograph::span("child").start()),
-                    || {
-                        let _ = tomograph::flush(Duration::from_secs(10));
-                    },
-                ),
+                delivered(tomograph_child, || {
+                    let _ = tomograph::flush(Duration::from_secs(10));
+                }),
             )],
         )
     );
-    eprintln!(
-        "root span, fastrace / tomograph: {}",
-        interleaved_ratios(
-            pairs,
-            child(
-                |body| body(),
-                || keep(tomograph::span("root").root().start())
-            ),
-            vec![(
-                "fastrace",
-                child(
-                    |body| body(),
-                    || {
-                        keep(fastrace::Span::root(
-                            "root",
-                            fastrace::collector::SpanContext::random(),
-                        ))
-                    }
-                ),
-            )],
-        )
+    line(
+        "root span, fastrace / tomograph",
+        &wall,
+        tomograph_root_span,
+        ("fastrace", fastrace_root_span),
     );
-    eprintln!(
-        "root span, fastrace / tomograph, application thread's CPU time: {}",
-        interleaved_ratios(
-            pairs,
-            on_cpu(
-                |body| body(),
-                || keep(tomograph::span("root").root().start())
-            ),
-            vec![(
-                "fastrace",
-                on_cpu(
-                    |body| body(),
-                    || {
-                        keep(fastrace::Span::root(
-                            "root",
-                            fastrace::collector::SpanContext::random(),
-                        ))
-                    }
-                ),
-            )],
-        )
+    line(
+        "root span, fastrace / tomograph, application thread's CPU time",
+        &on_cpu,
+        tomograph_root_span,
+        ("fastrace", fastrace_root_span),
     );
     fn unsampled_root(body: &mut dyn FnMut()) {
         let unsampled = TraceToken::new(
@@ -363,18 +331,11 @@ fn interleaved() {
         let _g = root.set_local_parent();
         body();
     }
-    eprintln!(
-        "unsampled child span, tomograph / fastrace: {}",
-        interleaved_ratios(
-            pairs,
-            child(fastrace_unsampled_root, || {
-                keep(fastrace::local::LocalSpan::enter_with_local_parent("child"))
-            }),
-            vec![(
-                "tomograph",
-                child(unsampled_root, || keep(tomograph::span("child").start())),
-            )],
-        )
+    line(
+        "unsampled child span, tomograph / fastrace",
+        &wall,
+        (fastrace_unsampled_root, fastrace_child.1),
+        ("tomograph", (unsampled_root, tomograph_child.1)),
     );
 
     // An SQL statement's span (interned statement, rows counted) against a bare span.
@@ -383,9 +344,9 @@ fn interleaved() {
         "SQL statement span over a bare span (target: ≤ +25 ns)",
         pairs,
         u32::try_from(BATCH).unwrap_or(u32::MAX),
-        child(tomograph_root, || {
+        wall((tomograph_root, || {
             keep(tomograph::span("SELECT users").start_detached())
-        }),
+        })),
         vec![(
             "statement span",
             Box::new(|| {
