@@ -188,6 +188,21 @@ pub(crate) fn push(frame: Frame) {
     with_stack_mut(|s| s.push(frame));
 }
 
+/// Pushes the span `make` builds as a recording frame of `token` (whose children inherit the
+/// tracer's endpoint). The closure builds the record inside the visit of the stack, so that
+/// it is written once, into the stack; built by the caller and moved in as a [`Frame`], it
+/// was copied three times on the way, each copy reading with wide loads what narrow stores
+/// had just written (a stalled store forward per copy).
+#[inline(always)]
+pub(crate) fn push_recording(token: TraceToken, make: impl FnOnce() -> Span) {
+    // `TOP` from the token, not read back from the record just written.
+    let packed = PackedToken::pack(Some(token));
+    // If the stack is busy the span is dropped unreported, as in `push`.
+    if with_stack(|s| s.push(Frame::Recording(make()))).is_some() {
+        let _ = TOP.try_with(|c| c.set(packed));
+    }
+}
+
 /// Makes a span recorded elsewhere current on this thread, for contexts entered and left by
 /// callbacks rather than by a scope (see [`crate::DetachedSpan::enter_context`]).
 pub(crate) fn push_entered(token: TraceToken, endpoint: Option<EndpointRef>) {
@@ -244,6 +259,9 @@ pub(crate) fn stop_named(name: &str) -> Result<(), StopError> {
 /// Stops span `id` and every frame opened above it and left open (a guard dropped during a
 /// panic, or a `start` without its `stop`). Returns false when `id` is not on this stack.
 pub(crate) fn stop_id(id: SpanId) -> bool {
+    // The clock read and converted before the visit, so that the end's store is ready well
+    // before the record moves out (see below).
+    let end = Timestamp::now();
     let closed = with_stack_mut(|s| {
         // Fast path: the span is the innermost one (guards drop in order). Finishing it in
         // place saves moving the frame out through the closure.
@@ -251,7 +269,7 @@ pub(crate) fn stop_id(id: SpanId) -> bool {
             // Its end is written where the span lies, before it moves out of the stack:
             // reading the record right after a narrower write into it stalls the copy.
             if let Frame::Recording(span) = top {
-                span.finish();
+                span.finish_at(end);
             }
             if let Some(Frame::Recording(span)) = s.pop() {
                 crate::tracer::report(span);

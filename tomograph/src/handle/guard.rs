@@ -49,6 +49,16 @@ impl SpanGuard {
         }
     }
 
+    /// The guard of a span just pushed on this thread's stack.
+    #[inline(always)]
+    pub(crate) fn entered(token: TraceToken) -> Self {
+        Self {
+            token: Some(token),
+            owns: true,
+            _not_send: PhantomData,
+        }
+    }
+
     /// A guard with no frame of its own that propagates `parent` (an unsampled child).
     #[inline]
     pub(crate) fn borrowing(parent: TraceToken) -> Self {

@@ -16,7 +16,7 @@ use crate::model::{
     Endpoint, EndpointRef, Kind, Peer, RowCounts, Span, SpanId, SpanTemplate, Tag, TagValue, Text,
     TraceToken,
 };
-use crate::sample::{self, Placement};
+use crate::sample;
 use crate::tracer::{self, Tracer};
 
 mod detached;
@@ -169,12 +169,73 @@ impl SpanBuilder {
         }
     }
 
+    /// The sampled path of [`start`](Self::start). The usual span — with the tracer's
+    /// endpoint — has its record built in place on the stack (see
+    /// [`stack::push_recording`]); a span with an endpoint of its own or of its parent's
+    /// takes the general path.
     #[inline(never)]
     fn start_frame(self) -> SpanGuard {
-        let Some(frame) = self.into_frame(false) else {
+        // `start` checked that tracing is on, and handled the child of an unsampled span
+        // current here.
+        let Some(tracer) = tracer::get() else {
             return SpanGuard::none();
         };
-        SpanGuard::enter(frame)
+        if self.endpoint.is_some() {
+            return self.start_frame_general();
+        }
+        let parent = match self.parent {
+            Parent::Current => match stack::current_parent() {
+                Some((token, None)) => Some(token),
+                Some((_, Some(_))) => return self.start_frame_general(),
+                None => None,
+            },
+            Parent::Token(t) => Some(t),
+            Parent::Root => None,
+        };
+        let placement = sample::place(
+            tracer.head(),
+            parent,
+            tracer.wide_trace_ids(),
+            &self.name,
+            self.kind,
+            &self.tags,
+        );
+        let token = placement.token(SpanId::random());
+        if !token.sampled {
+            return SpanGuard::enter(Frame::Unsampled {
+                token,
+                name: self.name,
+                unowned: false,
+            });
+        }
+        let SpanBuilder {
+            name,
+            kind,
+            peer,
+            tags,
+            shared,
+            ..
+        } = self;
+        stack::push_recording(token, move || {
+            let started = Started {
+                token,
+                parent_id: placement.parent_id,
+                remote_parent: placement.remote_parent,
+                local_endpoint: EndpointRef::Static(tracer.local_endpoint()),
+                unowned: false,
+            };
+            started.record(name, kind, peer, tags, shared)
+        });
+        SpanGuard::entered(token)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn start_frame_general(self) -> SpanGuard {
+        match self.into_frame(false) {
+            Some(frame) => SpanGuard::enter(frame),
+            None => SpanGuard::none(),
+        }
     }
 
     /// Starts the span without making it current: the returned [`DetachedSpan`] belongs to
@@ -224,14 +285,7 @@ impl SpanBuilder {
         {
             return Some(Frame::Link(p));
         }
-        let Placement {
-            trace_id,
-            parent_id,
-            sampled,
-            debug,
-            remote_parent,
-            held,
-        } = sample::place(
+        let placement = sample::place(
             tracer.head(),
             parent,
             tracer.wide_trace_ids(),
@@ -239,42 +293,70 @@ impl SpanBuilder {
             self.kind,
             &self.tags,
         );
-        let token = TraceToken {
-            trace_id,
-            span_id: SpanId::random(),
-            sampled,
-            debug,
-            remote: false,
-            deferred: held,
-        };
-        if !sampled {
+        let token = placement.token(SpanId::random());
+        if !token.sampled {
             return Some(Frame::Unsampled {
                 token,
                 name: self.name,
                 unowned: named,
             });
         }
-        let local_endpoint = resolve_endpoint(tracer, self.endpoint, inherited);
-        let span = Span {
-            trace_id,
-            id: token.span_id,
-            parent_id,
-            name: self.name,
-            kind: self.kind,
-            local_endpoint,
-            peer: self.peer,
+        let started = Started {
+            token,
+            parent_id: placement.parent_id,
+            remote_parent: placement.remote_parent,
+            local_endpoint: resolve_endpoint(tracer, self.endpoint, inherited),
+            unowned: named,
+        };
+        Some(Frame::Recording(started.record(
+            self.name,
+            self.kind,
+            self.peer,
+            self.tags,
+            self.shared,
+        )))
+    }
+}
+
+/// A sampled span's record, before the builder's parts join it.
+struct Started {
+    token: TraceToken,
+    parent_id: Option<SpanId>,
+    remote_parent: bool,
+    local_endpoint: EndpointRef,
+    unowned: bool,
+}
+
+impl Started {
+    /// The record, started now.
+    #[inline(always)]
+    fn record(
+        self,
+        name: Text,
+        kind: Option<Kind>,
+        peer: Option<Peer>,
+        tags: ThinVec<Tag>,
+        shared: bool,
+    ) -> Span {
+        Span {
+            trace_id: self.token.trace_id,
+            id: self.token.span_id,
+            parent_id: self.parent_id,
+            name,
+            kind,
+            local_endpoint: self.local_endpoint,
+            peer,
             start: Timestamp::now(),
             end: Timestamp::default(),
             annotations: ThinVec::new(),
-            tags: self.tags,
+            tags,
             row_counts: RowCounts::NONE,
-            debug,
-            shared: self.shared,
-            remote_parent,
-            unowned: named,
-            held,
-        };
-        Some(Frame::Recording(span))
+            debug: self.token.debug,
+            shared,
+            remote_parent: self.remote_parent,
+            unowned: self.unowned,
+            held: self.token.deferred,
+        }
     }
 }
 

@@ -147,7 +147,13 @@ impl Span {
     /// ([`tracer::finish`](crate::tracer::finish)).
     #[inline(always)]
     pub(crate) fn finish(&mut self) {
-        self.end = Timestamp::now();
+        self.finish_at(Timestamp::now());
+    }
+
+    /// [`finish`](Self::finish) with the end read by the caller.
+    #[inline]
+    pub(crate) fn finish_at(&mut self, end: Timestamp) {
+        self.end = end;
         if std::thread::panicking() {
             self.record_panic();
         }

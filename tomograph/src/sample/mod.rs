@@ -303,6 +303,21 @@ pub(crate) struct Placement {
     pub(crate) held: bool,
 }
 
+impl Placement {
+    /// The token of the span placed here, whose id is `span_id`.
+    #[inline(always)]
+    pub(crate) fn token(&self, span_id: SpanId) -> TraceToken {
+        TraceToken {
+            trace_id: self.trace_id,
+            span_id,
+            sampled: self.sampled,
+            debug: self.debug,
+            remote: false,
+            deferred: self.held,
+        }
+    }
+}
+
 /// Places a new span under `parent` (none: a new trace), deciding at a local root: a new
 /// trace, or a caller in another process that deferred the decision. A parent that decided
 /// (here or remotely) is followed; a held parent's children are held.
