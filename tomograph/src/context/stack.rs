@@ -198,7 +198,16 @@ pub(crate) fn push_recording(token: TraceToken, make: impl FnOnce() -> Span) {
     // `TOP` from the token, not read back from the record just written.
     let packed = PackedToken::pack(Some(token));
     // If the stack is busy the span is dropped unreported, as in `push`.
-    if with_stack(|s| s.push(Frame::Recording(make()))).is_some() {
+    let mut make = Some(make);
+    let pushed = with_stack(|s| {
+        // Room first, then the record built into it: `push` would build it aside while it
+        // makes room, and copy it.
+        s.resize_with(s.len() + 1, || match make.take() {
+            Some(make) => Frame::Recording(make()),
+            None => Frame::Link(token),
+        })
+    });
+    if pushed.is_some() {
         let _ = TOP.try_with(|c| c.set(packed));
     }
 }
