@@ -16,7 +16,7 @@ use crate::model::{
     Endpoint, EndpointRef, Kind, Peer, RowCounts, Span, SpanId, SpanTemplate, Tag, TagValue, Text,
     TraceToken,
 };
-use crate::sample;
+use crate::sample::{self, Placement};
 use crate::tracer::{self, Tracer};
 
 mod detached;
@@ -192,15 +192,7 @@ impl SpanBuilder {
             Parent::Token(t) => Some(t),
             Parent::Root => None,
         };
-        let placement = sample::place(
-            tracer.head(),
-            parent,
-            tracer.wide_trace_ids(),
-            &self.name,
-            self.kind,
-            &self.tags,
-        );
-        let token = placement.token(SpanId::random());
+        let (placement, token) = self.place(tracer, parent);
         if !token.sampled {
             return SpanGuard::enter(Frame::Unsampled {
                 token,
@@ -257,6 +249,22 @@ impl SpanBuilder {
         }
     }
 
+    /// Where this span goes under `parent`, and its token: the head sampler's decision at a
+    /// local root (taken once per span: a sampler may count against a limit).
+    #[inline(always)]
+    fn place(&self, tracer: &Tracer, parent: Option<TraceToken>) -> (Placement, TraceToken) {
+        let placement = sample::place(
+            tracer.head(),
+            parent,
+            tracer.wide_trace_ids(),
+            &self.name,
+            self.kind,
+            &self.tags,
+        );
+        let token = placement.token(SpanId::random());
+        (placement, token)
+    }
+
     /// The frame for this span. An unsampled child records nothing and needs no id of its
     /// own: unless `named` (the seed API, whose `stop(name)` must find it), it is a link to
     /// its parent, which is what it would propagate anyway — so unsampled spans cost next to
@@ -285,15 +293,7 @@ impl SpanBuilder {
         {
             return Some(Frame::Link(p));
         }
-        let placement = sample::place(
-            tracer.head(),
-            parent,
-            tracer.wide_trace_ids(),
-            &self.name,
-            self.kind,
-            &self.tags,
-        );
-        let token = placement.token(SpanId::random());
+        let (placement, token) = self.place(tracer, parent);
         if !token.sampled {
             return Some(Frame::Unsampled {
                 token,
