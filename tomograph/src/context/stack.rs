@@ -191,8 +191,8 @@ pub(crate) fn push(frame: Frame) {
 /// Pushes the span `make` builds as a recording frame of `token` (whose children inherit the
 /// tracer's endpoint). The closure builds the record inside the visit of the stack, so that
 /// it is written once, into the stack; built by the caller and moved in as a [`Frame`], it
-/// was copied three times on the way, each copy reading with wide loads what narrow stores
-/// had just written (a stalled store forward per copy).
+/// would be copied three times on the way, each copy reading with wide loads what narrow
+/// stores had just written (a stalled store forward per copy).
 #[inline(always)]
 pub(crate) fn push_recording(token: TraceToken, make: impl FnOnce() -> Span) {
     // `TOP` from the token, not read back from the record just written.
@@ -204,6 +204,7 @@ pub(crate) fn push_recording(token: TraceToken, make: impl FnOnce() -> Span) {
         // makes room, and copy it.
         s.resize_with(s.len() + 1, || match make.take() {
             Some(make) => Frame::Recording(make()),
+            // Not reached: one slot is added, so the closure runs once.
             None => Frame::Link(token),
         })
     });
