@@ -29,7 +29,9 @@ enum Detached {
 }
 
 impl DetachedSpan {
-    /// The detached span of `frame` (its parent resolved already).
+    /// The detached span of `frame` (its parent resolved already). Inlined into the builder,
+    /// so that the frame is not built aside and copied into the other layout.
+    #[inline(always)]
     pub(crate) fn from_frame(frame: Frame) -> Self {
         let state = match frame {
             Frame::Recording(span) => Detached::Recording(span),
