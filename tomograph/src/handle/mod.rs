@@ -183,6 +183,9 @@ impl SpanBuilder {
         if self.endpoint.is_some() {
             return self.start_frame_general();
         }
+        // `into_frame`'s parent lookup, narrowed to parents whose children take the tracer's
+        // endpoint. Kept inline here rather than shared: returned through a helper, the
+        // answer came back through memory and stalled (BENCHMARKS.md, "Session 9").
         let parent = match self.parent {
             Parent::Current => match stack::current_parent() {
                 Some((token, None)) => Some(token),
