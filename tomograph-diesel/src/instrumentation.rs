@@ -47,6 +47,8 @@ pub struct TracingInstrumentation {
     /// How long the pool made the task wait for this connection, for its next statement
     /// (diesel-async pools: [`crate::asynchronous::TracedGet`]).
     pending_wait: Option<Duration>,
+    /// Where each statement's text is written (kept: reading a statement allocates nothing).
+    text: String,
 }
 
 #[derive(Debug)]
@@ -78,6 +80,7 @@ impl TracingInstrumentation {
             transactions: Vec::new(),
             connect: None,
             pending_wait: None,
+            text: String::new(),
         }
     }
 
@@ -106,22 +109,25 @@ impl TracingInstrumentation {
         };
         let span = if traced {
             let (text, binds) = if sql.records_parameters() {
-                query::sql_and_binds(query)
+                let (text, binds) = query::sql_and_binds(query);
+                self.text = text;
+                (self.text.as_str(), binds)
             } else {
-                (query::sql_of(query), None)
+                (query::sql_of(query, &mut self.text), None)
             };
-            if !self.config.health_checks && is_health_check(&text) {
+            if !self.config.health_checks && is_health_check(text) {
                 None
             } else {
                 // In the open transaction, or where the statement runs.
-                let mut span = sql.start_under(&text, parent.or_else(tomograph::get_trace_info));
+                let mut span =
+                    sql.start_under_owned(text, parent.or_else(tomograph::get_trace_info));
                 if let Some(binds) = binds {
                     span.parameters(|| query::bind_values(&binds));
                 }
                 if let Some(waited) = waited {
                     span.connection_wait(waited);
                 }
-                Some(span.into_owned())
+                Some(span)
             }
         } else if sql.watches_slow() {
             // Timed only: the text is read at the end, if the statement was slow.
@@ -147,11 +153,11 @@ impl TracingInstrumentation {
         if let Some(span) = &mut span
             && span.needs_statement()
         {
-            let text = query::sql_of(query);
-            if !self.config.health_checks && is_health_check(&text) {
+            let text = query::sql_of(query, &mut self.text);
+            if !self.config.health_checks && is_health_check(text) {
                 return self.transaction_statement_finished(error);
             }
-            span.set_statement(&text);
+            span.set_statement(text);
         }
         match error {
             None => {
@@ -160,10 +166,10 @@ impl TracingInstrumentation {
                 }
             }
             Some(error) => {
-                let text = query::sql_of(query);
+                let text = query::sql_of(query, &mut self.text);
                 let span = span.unwrap_or_else(|| self.config.sql.untraced());
                 // diesel exposes no SQLSTATE or error number: `error.type` is its kind.
-                span.fail_as(&text, error, None, Some(error_type(error)));
+                span.fail_as(text, error, None, Some(error_type(error)));
             }
         }
         self.transaction_statement_finished(error);
@@ -336,6 +342,10 @@ impl Instrumentation for TracingInstrumentation {
 
 /// Whether `sql` is a pool's liveness check.
 fn is_health_check(sql: &str) -> bool {
+    // Longer than any check with room for blanks and `;`: most statements end here.
+    if sql.len() > 32 {
+        return false;
+    }
     let sql = sql.trim().trim_end_matches(';');
     ["SELECT 1", "SELECT $1", "SELECT ?"]
         .iter()

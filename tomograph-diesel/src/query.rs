@@ -8,17 +8,16 @@ use diesel::connection::DebugQuery;
 /// What diesel's `Display` puts between the SQL and the bound values.
 const BINDS_MARKER: &str = " -- binds: ";
 
-/// The query's SQL, without bound values. Formatting stops at the binds marker, so the values
-/// are never formatted.
-pub(crate) fn sql_of(query: &dyn DebugQuery) -> String {
-    let mut writer = UntilBinds {
-        buf: String::with_capacity(128),
-        done: false,
-    };
+/// The query's SQL, without bound values, written into `buf` (cleared first; a connection
+/// keeps one, so that reading a statement's text allocates nothing once it has grown).
+/// Formatting stops at the binds marker, so the values are never formatted.
+pub(crate) fn sql_of<'b>(query: &dyn DebugQuery, buf: &'b mut String) -> &'b str {
+    buf.clear();
+    let mut writer = UntilBinds { buf, done: false };
     // The writer reports an error on purpose to stop formatting at the marker; whatever
     // diesel could render is in `buf` either way.
     let _ = write!(writer, "{query}");
-    writer.buf
+    buf
 }
 
 /// The query's SQL and its bound values (diesel's debug list, e.g. `[1, "x"]`), if any.
@@ -82,12 +81,12 @@ pub(crate) fn bind_values(binds: &str) -> Vec<(usize, String)> {
 }
 
 /// Collects text until the binds marker appears, then refuses more.
-struct UntilBinds {
-    buf: String,
+struct UntilBinds<'b> {
+    buf: &'b mut String,
     done: bool,
 }
 
-impl fmt::Write for UntilBinds {
+impl fmt::Write for UntilBinds<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         if self.done {
             return Err(fmt::Error);
@@ -95,6 +94,12 @@ impl fmt::Write for UntilBinds {
         let mut from = self.buf.len().saturating_sub(BINDS_MARKER.len() - 1);
         while !self.buf.is_char_boundary(from) {
             from -= 1;
+        }
+        // diesel writes the marker as a piece of its own, right after the SQL: it ends the
+        // text without a search, unless the SQL's end could hold the marker's start (a `-`).
+        if s.starts_with(BINDS_MARKER) && !self.buf.as_bytes()[from..].contains(&b'-') {
+            self.done = true;
+            return Err(fmt::Error);
         }
         self.buf.push_str(s);
         // Most pieces hold no `-` at all: a byte scan (memchr) rules the marker out without
@@ -129,15 +134,31 @@ mod tests {
 
     #[test]
     fn stops_at_the_marker_even_when_split() {
+        let mut buf = String::from("left over from the last statement");
         for pieces in [
             &["SELECT 1", " -- binds: ", "[1]"][..],
             &["SELECT 1 -", "- bi", "nds: [", "\"secret\"]"][..],
             &["SELECT 1 -- binds: [\"x -- binds: y\"]"][..],
         ] {
-            assert_eq!(sql_of(&Pieces(pieces)), "SELECT 1", "{pieces:?}");
+            assert_eq!(sql_of(&Pieces(pieces), &mut buf), "SELECT 1", "{pieces:?}");
         }
-        assert_eq!(sql_of(&Pieces(&["BEGIN"])), "BEGIN");
-        assert_eq!(sql_of(&Pieces(&["SELECT 'é", "té'"])), "SELECT 'été'");
+        // A marker piece after SQL that ends in part of a marker: the first one counts.
+        assert_eq!(
+            sql_of(&Pieces(&["SELECT 1 --", " -- binds: ", "[1]"]), &mut buf),
+            "SELECT 1 --"
+        );
+        assert_eq!(
+            sql_of(
+                &Pieces(&["SELECT 1 -- binds:", " -- binds: ", "[1]"]),
+                &mut buf
+            ),
+            "SELECT 1"
+        );
+        assert_eq!(sql_of(&Pieces(&["BEGIN"]), &mut buf), "BEGIN");
+        assert_eq!(
+            sql_of(&Pieces(&["SELECT 'é", "té'"]), &mut buf),
+            "SELECT 'été'"
+        );
     }
 
     #[test]

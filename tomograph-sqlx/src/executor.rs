@@ -71,11 +71,9 @@ pub(crate) fn start(tracer: &SqlTracer, origin: Origin, sql: &str) -> SqlSpan<'s
     match origin.summary {
         Some(summary) => {
             let statement = tracer.statement_with_summary(sql, summary);
-            tracer
-                .start_statement_under(&statement, origin.parent)
-                .into_owned()
+            tracer.start_statement_under_owned(&statement, origin.parent)
         }
-        None => tracer.start_under(sql, origin.parent).into_owned(),
+        None => tracer.start_under_owned(sql, origin.parent),
     }
 }
 

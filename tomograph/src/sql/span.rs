@@ -20,25 +20,27 @@ impl SqlTracer {
     /// A statement is about to run, as a child of the current span.
     pub fn start(&self, sql: &str) -> SqlSpan<'_> {
         let statement = self.statement(sql);
-        self.start_kept(&statement, || Kept::copy(&statement))
+        self.start_kept(&statement, Cow::Borrowed(self), || Kept::copy(&statement))
     }
 
     /// A prepared statement is about to run (nothing is copied: the span borrows it).
     pub fn start_statement<'t>(&'t self, statement: &'t SqlStatement) -> SqlSpan<'t> {
-        self.start_kept(statement, || Kept::Borrowed(statement))
+        self.start_kept(statement, Cow::Borrowed(self), || Kept::Borrowed(statement))
     }
 
     /// [`start_statement`](Self::start_statement), `keep` giving the statement to keep for the
     /// slow-statement report (called only when slow statements are watched).
-    fn start_kept<'t>(
-        &'t self,
+    /// `held` is how the span holds this tracer (borrowed, or a handle of its own).
+    fn start_kept<'h>(
+        &self,
         statement: &SqlStatement,
-        keep: impl FnOnce() -> Kept<'t>,
-    ) -> SqlSpan<'t> {
+        held: Cow<'h, SqlTracer>,
+        keep: impl FnOnce() -> Kept<'h>,
+    ) -> SqlSpan<'h> {
         if !self.would_trace() {
-            return self.timed(keep);
+            return self.timed(held, keep);
         }
-        self.begin_with(statement, None, keep)
+        self.begin_with(statement, None, held, keep)
     }
 
     /// A statement is about to run as a child of `parent` rather than of the current span:
@@ -57,22 +59,25 @@ impl SqlTracer {
     /// ```
     pub fn start_child_of(&self, sql: &str, parent: TraceToken) -> SqlSpan<'_> {
         let statement = self.statement(sql);
-        self.child_of_kept(&statement, parent, || Kept::copy(&statement))
+        self.child_of_kept(&statement, parent, Cow::Borrowed(self), || {
+            Kept::copy(&statement)
+        })
     }
 
-    fn child_of_kept<'t>(
-        &'t self,
+    fn child_of_kept<'h>(
+        &self,
         statement: &SqlStatement,
         parent: TraceToken,
-        keep: impl FnOnce() -> Kept<'t>,
-    ) -> SqlSpan<'t> {
+        held: Cow<'h, SqlTracer>,
+        keep: impl FnOnce() -> Kept<'h>,
+    ) -> SqlSpan<'h> {
         if self.inner.mode == SqlMode::Annotations {
-            return self.start_kept(statement, keep);
+            return self.start_kept(statement, held, keep);
         }
         if !self.switched_on() || !parent.sampled() {
-            return self.timed(keep);
+            return self.timed(held, keep);
         }
-        self.begin_with(statement, Some(parent), keep)
+        self.begin_with(statement, Some(parent), held, keep)
     }
 
     /// A statement is about to run in the context `captured` — the context current when the
@@ -97,7 +102,34 @@ impl SqlTracer {
     /// ```
     pub fn start_under(&self, sql: &str, captured: Option<TraceToken>) -> SqlSpan<'_> {
         let statement = self.statement(sql);
-        self.under_kept(&statement, captured, || Kept::copy(&statement))
+        self.under_kept(&statement, captured, Cow::Borrowed(self), || {
+            Kept::copy(&statement)
+        })
+    }
+
+    /// [`start_under`](Self::start_under), the span holding its own handle on the tracer (one
+    /// reference count): the same span as `start_under(sql, captured).into_owned()`, built
+    /// where it is returned instead of moved into a second one — for an adapter that keeps
+    /// running statements beside the tracer.
+    ///
+    /// ```
+    /// use tomograph::sql::{DbSystem, SqlSpan, SqlTracer};
+    /// struct Connection {
+    ///     tracer: SqlTracer,
+    ///     running: Option<SqlSpan<'static>>,
+    /// }
+    /// let mut conn = Connection { tracer: SqlTracer::builder(DbSystem::Sqlite).build(), running: None };
+    /// let _request = tomograph::span("request").start();
+    /// conn.running = Some(conn.tracer.start_under_owned("SELECT 1", tomograph::get_trace_info()));
+    /// if let Some(statement) = conn.running.take() {
+    ///     statement.finish();
+    /// }
+    /// ```
+    pub fn start_under_owned(&self, sql: &str, captured: Option<TraceToken>) -> SqlSpan<'static> {
+        let statement = self.statement(sql);
+        self.under_kept(&statement, captured, Cow::Owned(self.clone()), || {
+            Kept::copy(&statement)
+        })
     }
 
     /// [`start_under`](Self::start_under) for a prepared statement (borrowed by the span).
@@ -106,21 +138,37 @@ impl SqlTracer {
         statement: &'t SqlStatement,
         captured: Option<TraceToken>,
     ) -> SqlSpan<'t> {
-        self.under_kept(statement, captured, || Kept::Borrowed(statement))
+        self.under_kept(statement, captured, Cow::Borrowed(self), || {
+            Kept::Borrowed(statement)
+        })
     }
 
-    fn under_kept<'t>(
-        &'t self,
+    /// [`start_statement_under`](Self::start_statement_under), the span holding its own
+    /// handle on the tracer and a copy of the statement (kept only while slow statements are
+    /// watched), as [`start_under_owned`](Self::start_under_owned) does.
+    pub fn start_statement_under_owned(
+        &self,
         statement: &SqlStatement,
         captured: Option<TraceToken>,
-        keep: impl FnOnce() -> Kept<'t>,
-    ) -> SqlSpan<'t> {
+    ) -> SqlSpan<'static> {
+        self.under_kept(statement, captured, Cow::Owned(self.clone()), || {
+            Kept::copy(statement)
+        })
+    }
+
+    fn under_kept<'h>(
+        &self,
+        statement: &SqlStatement,
+        captured: Option<TraceToken>,
+        held: Cow<'h, SqlTracer>,
+        keep: impl FnOnce() -> Kept<'h>,
+    ) -> SqlSpan<'h> {
         let current = stack::current_token();
         match captured {
-            Some(parent) if current == Some(parent) => self.start_kept(statement, keep),
-            Some(parent) => self.child_of_kept(statement, parent, keep),
-            None if current.is_none() => self.start_kept(statement, keep),
-            None => self.timed(keep),
+            Some(parent) if current == Some(parent) => self.start_kept(statement, held, keep),
+            Some(parent) => self.child_of_kept(statement, parent, held, keep),
+            None if current.is_none() => self.start_kept(statement, held, keep),
+            None => self.timed(held, keep),
         }
     }
 
@@ -144,8 +192,12 @@ impl SqlTracer {
     }
 
     pub(super) fn off(&self) -> SqlSpan<'_> {
+        Self::off_held(Cow::Borrowed(self))
+    }
+
+    fn off_held(held: Cow<'_, SqlTracer>) -> SqlSpan<'_> {
         SqlSpan {
-            tracer: Cow::Borrowed(self),
+            tracer: held,
             state: State::Off,
             start: None,
             statement: None,
@@ -155,8 +207,8 @@ impl SqlTracer {
     }
 
     /// Not recorded, but timed when slow statements are watched.
-    fn timed<'t>(&'t self, keep: impl FnOnce() -> Kept<'t>) -> SqlSpan<'t> {
-        let mut span = self.off();
+    fn timed<'h>(&self, held: Cow<'h, SqlTracer>, keep: impl FnOnce() -> Kept<'h>) -> SqlSpan<'h> {
+        let mut span = Self::off_held(held);
         if self.watches_slow() {
             span.statement = Some(keep());
             span.start = Some(Timestamp::now());
@@ -166,12 +218,13 @@ impl SqlTracer {
 
     /// The recorded span of `statement` (borrowed: a statement is copied only when the
     /// slow-statement check keeps it for its report).
-    fn begin_with<'t>(
-        &'t self,
+    fn begin_with<'h>(
+        &self,
         statement: &SqlStatement,
         parent: Option<TraceToken>,
-        keep: impl FnOnce() -> Kept<'t>,
-    ) -> SqlSpan<'t> {
+        held: Cow<'h, SqlTracer>,
+        keep: impl FnOnce() -> Kept<'h>,
+    ) -> SqlSpan<'h> {
         let inner = &*self.inner;
         let start = self.watches_slow().then(Timestamp::now);
         match inner.mode {
@@ -205,7 +258,7 @@ impl SqlTracer {
                     }
                 });
                 SqlSpan {
-                    tracer: Cow::Borrowed(self),
+                    tracer: held,
                     state: State::Span(span),
                     start,
                     statement: start.map(|_| keep()),
@@ -223,7 +276,7 @@ impl SqlTracer {
                 });
                 match id {
                     Some(id) => SqlSpan {
-                        tracer: Cow::Borrowed(self),
+                        tracer: held,
                         state: State::Note {
                             span: id,
                             operation: statement.operation,
@@ -233,7 +286,7 @@ impl SqlTracer {
                         rows: None,
                         affected: None,
                     },
-                    None => self.timed(keep),
+                    None => self.timed(held, keep),
                 }
             }
         }
@@ -284,8 +337,8 @@ pub(super) enum State {
 /// early), it ends as it stands, with the rows counted so far.
 ///
 /// It borrows its tracer (no reference count per statement); an adapter that keeps the span
-/// where it cannot borrow (beside the tracer in one struct) makes it
-/// [`into_owned`](SqlSpan::into_owned).
+/// where it cannot borrow (beside the tracer in one struct) starts it owned
+/// ([`SqlTracer::start_under_owned`]) or makes it [`into_owned`](SqlSpan::into_owned).
 #[must_use = "finish() or fail() the statement's span"]
 #[derive(Debug)]
 pub struct SqlSpan<'t> {
@@ -616,6 +669,67 @@ impl Drop for SqlSpan<'_> {
             stack::with_span(span, |s| {
                 s.annotate_interval(format!("sql {operation} done"), elapsed);
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sql::DbSystem;
+    use crate::testing::{memory_tracer, wait_for_trace};
+
+    /// What a statement span says, its ids aside.
+    fn described(span: &crate::model::Span, root: SpanId) -> (String, bool, Vec<String>) {
+        let mut tags: Vec<String> = span
+            .tags()
+            .into_iter()
+            .map(|t| format!("{}={:?}", t.key, t.value))
+            .collect();
+        tags.sort();
+        (span.name().to_owned(), span.parent_id() == Some(root), tags)
+    }
+
+    #[test]
+    fn owned_starts_record_what_borrowed_starts_do() {
+        let memory = memory_tracer();
+        for slow in [None, Some(Duration::from_secs(60))] {
+            let mut builder = SqlTracer::builder(DbSystem::Postgres).server("db", Some(5432));
+            if let Some(threshold) = slow {
+                builder = builder.slow_threshold(threshold);
+            }
+            let db = builder.build();
+            let root = crate::span("owned vs borrowed").root().start();
+            let token = root.token().expect("a sampled root");
+            let (trace, root_id) = (token.trace_id(), token.span_id());
+            let captured = crate::get_trace_info();
+            let statement = db.statement("SELECT * FROM carts WHERE id = $1");
+            db.start_under("SELECT * FROM carts WHERE id = $1", captured)
+                .finish_with_rows(1);
+            db.start_under_owned("SELECT * FROM carts WHERE id = $1", captured)
+                .finish_with_rows(1);
+            db.start_statement_under(&statement, captured)
+                .finish_with_rows(1);
+            db.start_statement_under_owned(&statement, captured)
+                .finish_with_rows(1);
+            // Issued outside any trace, run inside this one: recorded by neither.
+            db.start_under_owned("SELECT 2", None).finish();
+            drop(root);
+
+            let spans = wait_for_trace(&memory, trace, 5, Duration::from_secs(5));
+            let statements: Vec<_> = spans
+                .iter()
+                .filter(|s| s.id() != root_id)
+                .map(|s| described(s, root_id))
+                .collect();
+            assert_eq!(statements.len(), 4, "slow {slow:?}: {statements:#?}");
+            assert!(statements[0].1, "a child of the current span");
+            assert!(
+                statements.iter().all(|s| *s == statements[0]),
+                "{statements:#?}"
+            );
         }
     }
 }
