@@ -8,11 +8,19 @@ use diesel::connection::DebugQuery;
 /// What diesel's `Display` puts between the SQL and the bound values.
 const BINDS_MARKER: &str = " -- binds: ";
 
+/// The most a connection's text buffer keeps between statements: one bulk statement does not
+/// pin its size for the connection's life.
+const KEPT_CAPACITY: usize = 16 * 1024;
+
 /// The query's SQL, without bound values, written into `buf` (cleared first; a connection
 /// keeps one, so that reading a statement's text allocates nothing once it has grown).
 /// Formatting stops at the binds marker, so the values are never formatted.
 pub(crate) fn sql_of<'b>(query: &dyn DebugQuery, buf: &'b mut String) -> &'b str {
-    buf.clear();
+    if buf.capacity() > KEPT_CAPACITY {
+        *buf = String::new();
+    } else {
+        buf.clear();
+    }
     let mut writer = UntilBinds { buf, done: false };
     // The writer reports an error on purpose to stop formatting at the marker; whatever
     // diesel could render is in `buf` either way.
@@ -159,6 +167,16 @@ mod tests {
             sql_of(&Pieces(&["SELECT 'é", "té'"]), &mut buf),
             "SELECT 'été'"
         );
+    }
+
+    #[test]
+    fn a_bulk_statement_does_not_stay_in_the_buffer() {
+        let mut buf = String::new();
+        let bulk = format!("INSERT INTO t VALUES {}", "(1),".repeat(10_000));
+        let pieces: &'static [&'static str] = Box::leak(Box::new([bulk.leak() as &str]));
+        assert!(sql_of(&Pieces(pieces), &mut buf).len() > KEPT_CAPACITY);
+        assert_eq!(sql_of(&Pieces(&["SELECT 2"]), &mut buf), "SELECT 2");
+        assert!(buf.capacity() <= KEPT_CAPACITY, "{}", buf.capacity());
     }
 
     #[test]
