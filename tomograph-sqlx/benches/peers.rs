@@ -7,8 +7,13 @@
 //! and lives in `benches/sqlx-peers/` (its own lock file).
 //!
 //! tomograph has its reporter running with a discarding backend; OpenTelemetry the SDK's
-//! batch processor with a no-op exporter. Each tracer runs inside a root span of its own,
-//! opened per batch; the baseline is the plain pool outside any subscriber.
+//! batch processor with a no-op exporter, installed as the global subscriber as an
+//! application installs it ([`OtelSwitch`]): sqlx's SQLite driver logs each statement on its
+//! worker thread, which a subscriber scoped to the calling thread (`with_default`) never sees
+//! — measured that way until 2026-12-07, sqlx's events cost only the span it enters on the
+//! worker, and recorded no event. The bench checks that each statement of that arm adds one
+//! event to its root span. Each tracer runs inside a root span of its own, opened per batch;
+//! the baseline is the plain pool with OpenTelemetry switched off.
 //!
 //! Run: `TOMOGRAPH_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1/test
 //! cargo bench -p tomograph-sqlx --all-features --bench peers`.
@@ -20,7 +25,7 @@ use sqlx::{Database, Executor, Pool};
 use tomograph::FutureExt;
 use tomograph_sqlx::{TracedDatabase, TracedPool};
 use tomograph_test_support::bench::awake::CpusAwake;
-use tomograph_test_support::bench::peers::otel_dispatch;
+use tomograph_test_support::bench::peers::{OtelSwitch, otel_exported};
 use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 use tracing::Instrument as _;
 
@@ -51,7 +56,7 @@ async fn batch<F: AsyncFnMut() -> i64>(mut statement: F) -> Duration {
 
 fn compare<DB>(
     rt: &tokio::runtime::Runtime,
-    otel: &tracing::Dispatch,
+    otel: &OtelSwitch,
     title: &str,
     pool: Pool<DB>,
     sql: &'static str,
@@ -65,27 +70,44 @@ fn compare<DB>(
     let traced = TracedPool::new(pool.clone());
     let pool = &pool;
     let traced = &traced;
+    let in_otel = || {
+        otel.on(|| {
+            rt.block_on(
+                batch(async || select_one(pool, sql).await)
+                    .instrument(tracing::info_span!("bench root")),
+            )
+        })
+    };
+    let in_tomograph = || {
+        rt.block_on(
+            batch(async || select_one(traced, sql).await)
+                .traced_with(tomograph::span("bench root").root()),
+        )
+    };
+    // Each arm records what it claims to: a span per statement for tomograph (the batch's
+    // root adds one), one event per statement for sqlx's log.
+    let accepted_before = tomograph::stats().accepted;
+    in_tomograph();
+    let spans = (tomograph::stats().accepted - accepted_before) as f64 / f64::from(BATCH);
+    eprintln!("{title}: spans reported by tomograph per statement: {spans:.3}");
+    assert!(
+        spans >= 1.0,
+        "the tomograph arm records no span per statement"
+    );
+    otel.flush();
+    let (_, events_before) = otel_exported();
+    in_otel();
+    otel.flush();
+    let (_, events_after) = otel_exported();
+    let per_statement = (events_after - events_before) as f64 / f64::from(BATCH);
+    eprintln!("{title}: sqlx's events recorded by OpenTelemetry per statement: {per_statement:.2}");
+    assert!(
+        per_statement >= 1.0,
+        "the events arm records no event: OpenTelemetry does not see sqlx's log"
+    );
     let arms: Vec<(&str, Batch<'_>)> = vec![
-        (
-            "tomograph-sqlx",
-            Box::new(|| {
-                rt.block_on(
-                    batch(async || select_one(traced, sql).await)
-                        .traced_with(tomograph::span("bench root").root()),
-                )
-            }),
-        ),
-        (
-            "sqlx's query events + OTel",
-            Box::new(|| {
-                tracing::dispatcher::with_default(otel, || {
-                    rt.block_on(
-                        batch(async || select_one(pool, sql).await)
-                            .instrument(tracing::info_span!("bench root")),
-                    )
-                })
-            }),
-        ),
+        ("tomograph-sqlx", Box::new(in_tomograph)),
+        ("sqlx's query events + OTel", Box::new(in_otel)),
     ];
     added_costs(
         title,
@@ -102,7 +124,7 @@ fn main() {
     // the statement, would be measured.
     let _awake = CpusAwake::start();
     install_tomograph();
-    let otel = otel_dispatch();
+    let otel = OtelSwitch::global();
     // One thread: the statement's future runs where it is awaited.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -116,13 +138,7 @@ fn main() {
                 .connect("sqlite::memory:"),
         )
         .expect("in-memory SQLite");
-    compare(
-        &rt,
-        &otel,
-        "sqlx 0.9, SQLite in memory",
-        sqlite,
-        "SELECT ?1",
-    );
+    compare(&rt, otel, "sqlx 0.9, SQLite in memory", sqlite, "SELECT ?1");
 
     match std::env::var("TOMOGRAPH_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => {
@@ -135,7 +151,7 @@ fn main() {
                 .expect("PostgreSQL from TOMOGRAPH_TEST_POSTGRES_URL");
             compare(
                 &rt,
-                &otel,
+                otel,
                 "sqlx 0.9, PostgreSQL",
                 postgres,
                 "SELECT $1::int8",

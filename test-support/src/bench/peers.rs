@@ -2,6 +2,8 @@
 //! the span benchmarks' timing in chunks under a fresh root.
 
 use std::hint::black_box;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::TracerProvider as _;
@@ -22,14 +24,84 @@ impl fastrace::collector::Reporter for NullFastraceReporter {
     }
 }
 
-/// OpenTelemetry's exporter that keeps nothing.
+/// OpenTelemetry's exporter that keeps nothing (it counts what it was given:
+/// [`otel_exported`]).
 #[derive(Debug)]
 pub struct NullExporter;
 
+static EXPORTED_SPANS: AtomicU64 = AtomicU64::new(0);
+static EXPORTED_EVENTS: AtomicU64 = AtomicU64::new(0);
+
 impl SpanExporter for NullExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch.len());
+        let events: u64 = batch
+            .iter()
+            .map(|span| span.events.events.len() as u64 + u64::from(span.events.dropped_count))
+            .sum();
+        EXPORTED_SPANS.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        EXPORTED_EVENTS.fetch_add(events, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// Spans and span events (those kept and those past the SDK's per-span limit) every
+/// [`NullExporter`] of the process has been given so far: what a peer really recorded.
+pub fn otel_exported() -> (u64, u64) {
+    (
+        EXPORTED_SPANS.load(Ordering::Relaxed),
+        EXPORTED_EVENTS.load(Ordering::Relaxed),
+    )
+}
+
+/// `tracing` + OpenTelemetry installed as the process's global default subscriber, as an
+/// application installs it (`.init()`): unlike a scoped [`otel_dispatch`], it also sees what
+/// a library emits on threads of its own — sqlx's SQLite driver logs its statements on its
+/// worker thread. It records only while [`OtelSwitch::on`] runs (a dynamic filter, asked at
+/// every callsite), so the other arms of a benchmark pay one `enabled` check per callsite.
+#[derive(Debug)]
+pub struct OtelSwitch {
+    provider: SdkTracerProvider,
+}
+
+static OTEL_ON: AtomicBool = AtomicBool::new(false);
+
+impl OtelSwitch {
+    /// The process's switch, installing the subscriber the first time. Panics when another
+    /// global subscriber was set first.
+    pub fn global() -> &'static OtelSwitch {
+        static SWITCH: OnceLock<OtelSwitch> = OnceLock::new();
+        SWITCH.get_or_init(|| {
+            use tracing_subscriber::Layer as _;
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(NullExporter)
+                .build();
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("bench"))
+                .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|_, _| {
+                    OTEL_ON.load(Ordering::Relaxed)
+                }));
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+                .expect("no other global subscriber");
+            OtelSwitch { provider }
+        })
+    }
+
+    /// Runs `body` with OpenTelemetry recording, on every thread.
+    pub fn on<R>(&self, body: impl FnOnce() -> R) -> R {
+        struct Off;
+        impl Drop for Off {
+            fn drop(&mut self) {
+                OTEL_ON.store(false, Ordering::Relaxed);
+            }
+        }
+        OTEL_ON.store(true, Ordering::Relaxed);
+        let _off = Off;
+        body()
+    }
+
+    /// Exports what the batch processor holds (then [`otel_exported`] counts it).
+    pub fn flush(&self) {
+        let _ = self.provider.force_flush();
     }
 }
 
