@@ -28,7 +28,9 @@ use diesel::connection::{Instrumentation, InstrumentationEvent, LoadConnection};
 use diesel::prelude::*;
 use tomograph_diesel::DieselTracer;
 use tomograph_test_support::bench::awake::CpusAwake;
-use tomograph_test_support::bench::peers::{install_fastrace, otel_dispatch};
+use tomograph_test_support::bench::peers::{
+    fastrace_reported, install_fastrace, otel_dispatch, otel_exported,
+};
 use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 
 const BATCH: u32 = 200;
@@ -167,6 +169,25 @@ fn compare<C>(
             black_box(simple_query(&mut *conn));
         })
     };
+    // Each tracer records what it claims to, one batch each: a span per statement (the
+    // batch's root adds one) or, for diesel-tracing's instrumentation, an event per statement.
+    let check = |what: &str, recorded: u64| {
+        let per_statement = recorded as f64 / f64::from(BATCH);
+        eprintln!("{title}: {what} per statement: {per_statement:.3}");
+        assert!(
+            per_statement >= 1.0,
+            "{title}: {what} — fewer than one per statement"
+        );
+    };
+    let before = tomograph::stats().accepted;
+    tomograph();
+    check("tomograph spans", tomograph::stats().accepted - before);
+    let (_, before) = otel_exported();
+    diesel_tracing();
+    check("diesel-tracing events (OTel)", otel_exported().1 - before);
+    let before = fastrace_reported();
+    fastrace();
+    check("fastrace-diesel spans", fastrace_reported() - before);
     let mut arms: Vec<(&str, Batch<'_>)> = vec![
         ("tomograph-diesel", Box::new(tomograph)),
         (
@@ -184,6 +205,16 @@ fn compare<C>(
         ("fastrace-diesel", Box::new(fastrace)),
     ];
     if let Some(wrapper) = wrapper {
+        let (before, _) = otel_exported();
+        in_otel_root(otel, || {
+            timed(|| {
+                black_box(wrapper());
+            })
+        });
+        check(
+            "diesel-tracing connection spans (OTel)",
+            otel_exported().0 - before,
+        );
         arms.push((
             "diesel-tracing connection (spans) + OTel",
             Box::new(move || {

@@ -14,14 +14,22 @@ use tracing_subscriber::layer::SubscriberExt;
 /// Operations timed under one root: no implementation accumulates unbounded state.
 pub const CHUNK: u64 = 256;
 
-/// fastrace's reporter that keeps nothing.
+/// fastrace's reporter that keeps nothing (it counts the spans: [`fastrace_reported`]).
 #[derive(Debug)]
 pub struct NullFastraceReporter;
 
+static FASTRACE_SPANS: AtomicU64 = AtomicU64::new(0);
+
 impl fastrace::collector::Reporter for NullFastraceReporter {
     fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        black_box(spans.len());
+        FASTRACE_SPANS.fetch_add(spans.len() as u64, Ordering::Relaxed);
     }
+}
+
+/// Spans fastrace reported to [`NullFastraceReporter`] so far, after flushing its collector.
+pub fn fastrace_reported() -> u64 {
+    fastrace::flush();
+    FASTRACE_SPANS.load(Ordering::Relaxed)
 }
 
 /// OpenTelemetry's exporter that keeps nothing (it counts what it was given:
@@ -45,8 +53,17 @@ impl SpanExporter for NullExporter {
 }
 
 /// Spans and span events (those kept and those past the SDK's per-span limit) every
-/// [`NullExporter`] of the process has been given so far: what a peer really recorded.
+/// [`NullExporter`] of the process has been given so far, after flushing the providers of
+/// [`otel_dispatch`] (an [`OtelSwitch`] flushes with [`OtelSwitch::flush`]): what a peer
+/// really recorded.
 pub fn otel_exported() -> (u64, u64) {
+    for provider in SCOPED_PROVIDERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        let _ = provider.force_flush();
+    }
     (
         EXPORTED_SPANS.load(Ordering::Relaxed),
         EXPORTED_EVENTS.load(Ordering::Relaxed),
@@ -119,12 +136,19 @@ pub fn otel_subscriber(sampler: Sampler) -> impl tracing::Subscriber + Send + Sy
 /// [`otel_subscriber`] with the SDK's default sampler, as a `Dispatch` to set per
 /// benchmark arm.
 pub fn otel_dispatch() -> tracing::Dispatch {
-    tracing::Dispatch::new(otel_layered(
-        SdkTracerProvider::builder()
-            .with_batch_exporter(NullExporter)
-            .build(),
-    ))
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(NullExporter)
+        .build();
+    SCOPED_PROVIDERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(provider.clone());
+    tracing::Dispatch::new(otel_layered(provider))
 }
+
+/// The providers behind [`otel_dispatch`], for [`otel_exported`] to flush.
+static SCOPED_PROVIDERS: std::sync::Mutex<Vec<SdkTracerProvider>> =
+    std::sync::Mutex::new(Vec::new());
 
 fn otel_layered(provider: SdkTracerProvider) -> impl tracing::Subscriber + Send + Sync {
     let tracer = provider.tracer("bench");
