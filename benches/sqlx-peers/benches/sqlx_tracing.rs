@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tomograph::FutureExt as _;
 use tomograph_test_support::bench::awake::CpusAwake;
-use tomograph_test_support::bench::peers::OtelSwitch;
+use tomograph_test_support::bench::peers::{OtelSwitch, otel_exported};
 use tomograph_test_support::bench::{
     Batch, CostReport, added_costs, bench_pairs, install_tomograph,
 };
@@ -57,6 +57,37 @@ macro_rules! sqlx08_report {
         let traced = sqlx_tracing::Pool::from(pool.clone());
         let (pool, traced) = (&pool, &traced);
         let in_otel = |body: &mut dyn FnMut() -> Duration| otel.on(|| body());
+        // Each peer records what it claims to, one batch each: sqlx-tracing a span per
+        // statement (besides the batch's root), sqlx an event per statement.
+        let recorded = |body: &mut dyn FnMut() -> Duration| {
+            otel.flush();
+            let before = otel_exported();
+            in_otel(body);
+            otel.flush();
+            let after = otel_exported();
+            let per = |n: u64| n as f64 / f64::from(BATCH);
+            (per(after.0 - before.0), per(after.1 - before.1))
+        };
+        let (spans, _) = recorded(&mut || {
+            rt.block_on(
+                batch(async || select_one!(sqlx08, traced, $sql))
+                    .instrument(tracing::info_span!("bench root")),
+            )
+        });
+        let (_, events) = recorded(&mut || {
+            rt.block_on(
+                batch(async || select_one!(sqlx08, pool, $sql))
+                    .instrument(tracing::info_span!("bench root")),
+            )
+        });
+        eprintln!(
+            "{}: sqlx-tracing spans per statement {spans:.3}, sqlx's events per statement {events:.2}",
+            $title
+        );
+        assert!(
+            spans >= 1.0 && events >= 1.0,
+            "a peer records less than it claims"
+        );
         let arms: Vec<(&str, Batch<'_>)> = vec![
             (
                 "sqlx-tracing + OTel",
