@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tomograph_rusqlite::{TracedConnection, sql_tracer};
-use tomograph_test_support::bench::peers::otel_dispatch;
+use tomograph_test_support::bench::peers::{otel_dispatch, otel_exported};
 use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 
 const BATCH: u32 = 2_000;
@@ -43,37 +43,48 @@ fn main() {
             .expect("row")
     };
 
+    let mut tomograph_arm = || {
+        let _root = tomograph::span("bench root").root().start();
+        timed(|| {
+            traced_stmt
+                .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
+                .expect("row")
+        })
+    };
+    let peer_arm = || {
+        tracing::dispatcher::with_default(&otel, || {
+            let root = tracing::info_span!("bench root");
+            let _root = root.enter();
+            timed(|| {
+                let span = tracing::info_span!(
+                    "SELECT",
+                    db.system = "sqlite",
+                    db.statement = SQL,
+                    otel.kind = "client",
+                );
+                let _entered = span.enter();
+                run_plain()
+            })
+        })
+    };
+    // Each arm records what it claims to, one batch each: a span per statement (the batch's
+    // root adds one).
+    let per_statement = |n: u64| n as f64 / f64::from(BATCH);
+    let before = tomograph::stats().accepted;
+    tomograph_arm();
+    let ours = per_statement(tomograph::stats().accepted - before);
+    let (before, _) = otel_exported();
+    peer_arm();
+    let theirs = per_statement(otel_exported().0 - before);
+    eprintln!("spans per statement: tomograph {ours:.4}, tracing + OTel {theirs:.4}");
+    assert!(
+        ours >= 1.0 && theirs >= 1.0,
+        "an arm records less than it claims"
+    );
+
     let arms: Vec<(&str, Batch<'_>)> = vec![
-        (
-            "tomograph-rusqlite",
-            Box::new(|| {
-                let _root = tomograph::span("bench root").root().start();
-                timed(|| {
-                    traced_stmt
-                        .query_row([black_box(42i64)], |r| r.get::<_, i64>(0))
-                        .expect("row")
-                })
-            }),
-        ),
-        (
-            "tracing span by hand + OTel",
-            Box::new(|| {
-                tracing::dispatcher::with_default(&otel, || {
-                    let root = tracing::info_span!("bench root");
-                    let _root = root.enter();
-                    timed(|| {
-                        let span = tracing::info_span!(
-                            "SELECT",
-                            db.system = "sqlite",
-                            db.statement = SQL,
-                            otel.kind = "client",
-                        );
-                        let _entered = span.enter();
-                        run_plain()
-                    })
-                })
-            }),
-        ),
+        ("tomograph-rusqlite", Box::new(tomograph_arm)),
+        ("tracing span by hand + OTel", Box::new(peer_arm)),
     ];
     added_costs(
         "rusqlite, SQLite in memory, prepared SELECT ?1",
