@@ -29,7 +29,7 @@ use diesel::prelude::*;
 use tomograph_diesel::DieselTracer;
 use tomograph_test_support::bench::awake::CpusAwake;
 use tomograph_test_support::bench::peers::{
-    fastrace_reported, install_fastrace, otel_dispatch, otel_exported,
+    assert_recorded, fastrace_reported, install_fastrace, otel_dispatch, otel_exported,
 };
 use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 
@@ -171,14 +171,7 @@ fn compare<C>(
     };
     // Each tracer records what it claims to, one batch each: a span per statement (the
     // batch's root adds one) or, for diesel-tracing's instrumentation, an event per statement.
-    let check = |what: &str, recorded: u64| {
-        let per_statement = recorded as f64 / f64::from(BATCH);
-        eprintln!("{title}: {what} per statement: {per_statement:.3}");
-        assert!(
-            per_statement >= 1.0,
-            "{title}: {what} — fewer than one per statement"
-        );
-    };
+    let check = |what: &str, recorded: u64| assert_recorded(title, what, recorded, BATCH);
     let before = tomograph::stats().accepted;
     tomograph();
     check("tomograph spans", tomograph::stats().accepted - before);
@@ -205,25 +198,22 @@ fn compare<C>(
         ("fastrace-diesel", Box::new(fastrace)),
     ];
     if let Some(wrapper) = wrapper {
-        let (before, _) = otel_exported();
-        in_otel_root(otel, || {
-            timed(|| {
-                black_box(wrapper());
+        let mut wrapped = move || {
+            in_otel_root(otel, || {
+                timed(|| {
+                    black_box(wrapper());
+                })
             })
-        });
+        };
+        let (before, _) = otel_exported();
+        wrapped();
         check(
             "diesel-tracing connection spans (OTel)",
             otel_exported().0 - before,
         );
         arms.push((
             "diesel-tracing connection (spans) + OTel",
-            Box::new(move || {
-                in_otel_root(otel, || {
-                    timed(|| {
-                        black_box(wrapper());
-                    })
-                })
-            }),
+            Box::new(wrapped),
         ));
     }
     added_costs(title, bench_pairs(60), BATCH, Box::new(plain), arms).print("tomograph-diesel");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tomograph_rusqlite::{TracedConnection, sql_tracer};
-use tomograph_test_support::bench::peers::{otel_dispatch, otel_exported};
+use tomograph_test_support::bench::peers::{assert_recorded, otel_dispatch, otel_exported};
 use tomograph_test_support::bench::{Batch, added_costs, bench_pairs, install_tomograph};
 
 const BATCH: u32 = 2_000;
@@ -69,17 +69,18 @@ fn main() {
     };
     // Each arm records what it claims to, one batch each: a span per statement (the batch's
     // root adds one).
-    let per_statement = |n: u64| n as f64 / f64::from(BATCH);
+    const TITLE: &str = "rusqlite, SQLite in memory, prepared SELECT ?1";
     let before = tomograph::stats().accepted;
     tomograph_arm();
-    let ours = per_statement(tomograph::stats().accepted - before);
+    let ours = tomograph::stats().accepted - before;
+    assert_recorded(TITLE, "tomograph spans", ours, BATCH);
     let (before, _) = otel_exported();
     peer_arm();
-    let theirs = per_statement(otel_exported().0 - before);
-    eprintln!("spans per statement: tomograph {ours:.4}, tracing + OTel {theirs:.4}");
-    assert!(
-        ours >= 1.0 && theirs >= 1.0,
-        "an arm records less than it claims"
+    assert_recorded(
+        TITLE,
+        "tracing spans (OTel)",
+        otel_exported().0 - before,
+        BATCH,
     );
 
     let arms: Vec<(&str, Batch<'_>)> = vec![
@@ -87,7 +88,7 @@ fn main() {
         ("tracing span by hand + OTel", Box::new(peer_arm)),
     ];
     added_costs(
-        "rusqlite, SQLite in memory, prepared SELECT ?1",
+        TITLE,
         bench_pairs(60),
         BATCH,
         Box::new(|| timed(run_plain)),

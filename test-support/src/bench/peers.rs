@@ -26,6 +26,18 @@ impl fastrace::collector::Reporter for NullFastraceReporter {
     }
 }
 
+/// Checks, before a benchmark measures an arm, that it records what it claims: `recorded`
+/// things (spans, events) over `statements` statements, at least one each. Prints the rate;
+/// panics below one, so that a tracer recording nothing is never timed as a cheap one.
+pub fn assert_recorded(title: &str, what: &str, recorded: u64, statements: u32) {
+    let per_statement = recorded as f64 / f64::from(statements);
+    eprintln!("{title}: {what} per statement: {per_statement:.4}");
+    assert!(
+        per_statement >= 1.0,
+        "{title}: {what}: fewer than one per statement"
+    );
+}
+
 /// Spans fastrace reported to [`NullFastraceReporter`] so far, after flushing its collector.
 pub fn fastrace_reported() -> u64 {
     fastrace::flush();
@@ -89,9 +101,7 @@ impl OtelSwitch {
         static SWITCH: OnceLock<OtelSwitch> = OnceLock::new();
         SWITCH.get_or_init(|| {
             use tracing_subscriber::Layer as _;
-            let provider = SdkTracerProvider::builder()
-                .with_batch_exporter(NullExporter)
-                .build();
+            let provider = null_provider(Sampler::AlwaysOn);
             let layer = tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("bench"))
                 .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|_, _| {
@@ -125,20 +135,21 @@ impl OtelSwitch {
 /// `tracing` with a `Registry` and OpenTelemetry's layer: the SDK's batch processor into
 /// [`NullExporter`], sampling with `sampler`.
 pub fn otel_subscriber(sampler: Sampler) -> impl tracing::Subscriber + Send + Sync {
-    otel_layered(
-        SdkTracerProvider::builder()
-            .with_batch_exporter(NullExporter)
-            .with_sampler(sampler)
-            .build(),
-    )
+    otel_layered(null_provider(sampler))
+}
+
+/// The SDK's batch processor into [`NullExporter`], sampling with `sampler`.
+fn null_provider(sampler: Sampler) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_batch_exporter(NullExporter)
+        .with_sampler(sampler)
+        .build()
 }
 
 /// [`otel_subscriber`] with the SDK's default sampler, as a `Dispatch` to set per
 /// benchmark arm.
 pub fn otel_dispatch() -> tracing::Dispatch {
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(NullExporter)
-        .build();
+    let provider = null_provider(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
     SCOPED_PROVIDERS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
