@@ -22,8 +22,10 @@
 //! # The account
 //!
 //! Every span [`report`](Reporter::report)ed is either refused at the door (queue full, or the
-//! reporter shut down: [`ReporterStats::dropped`]) or *accepted*; and, for every backend, every
-//! accepted span is delivered, lost for one named reason, or still queued:
+//! reporter shut down: [`ReporterStats::dropped`]) or *accepted* — `accepted + dropped` is
+//! the number of reports that returned, at every moment, the dispatcher draining or not; and,
+//! for every backend, every accepted span is delivered, lost for one named reason, or still
+//! queued:
 //!
 //! `accepted = sent + dropped + failed + rejected + cut + queued` (each of
 //! [`BackendStats`]), exact whenever the reporter is quiet (after a flush returned, after
@@ -47,7 +49,7 @@
 //! BENCHMARKS.md, "Delivery path").
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -231,7 +233,8 @@ impl BackendStats {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReporterStats {
-    /// Spans accepted into the queue.
+    /// Spans accepted into the queue (with [`dropped`](Self::dropped): every report that
+    /// returned before `stats` was called).
     pub accepted: u64,
     /// Spans refused at the door: `queue_full + after_shutdown`.
     pub dropped: u64,
@@ -492,10 +495,11 @@ enum Control {
 #[derive(Debug)]
 struct Shared {
     queue: ArrayQueue<Span>,
-    /// Spans the dispatcher took from the queue. With the spans still in it, what was
-    /// accepted: application threads count nothing when they report (a shared counter would
-    /// be one more contended write per span). Written by the dispatcher alone, on a cache
-    /// line of its own.
+    /// Twice the spans the dispatcher took from the queue, plus one while it is taking one (a
+    /// sequence lock: odd while a span is between the queue and the count). With the spans
+    /// still in the queue, what was accepted: application threads count nothing when they
+    /// report (a shared counter would be one more contended write per span). Written by the
+    /// dispatcher alone, on a cache line of its own.
     taken: OwnLine<AtomicU64>,
     queue_full: AtomicU64,
     after_shutdown: AtomicU64,
@@ -533,22 +537,48 @@ impl Shared {
         }
     }
 
-    /// Spans accepted so far: taken by the dispatcher, or still queued. The dispatcher counts
-    /// a span as taken before any backend sees it, so read after a backend's ledger this is
-    /// never below what the backend resolved; a span moving from the queue to the dispatcher
-    /// while this reads may be missed (the account is exact when the reporter is quiet).
+    /// Spans accepted so far: taken by the dispatcher, or still queued — exact at every
+    /// moment, the dispatcher draining or not (every span pushed before the call is in it).
+    /// The dispatcher counts a span as taken before any backend sees it, so read after a
+    /// backend's ledger this is never below what the backend resolved.
     fn accepted(&self) -> u64 {
-        self.taken.0.load(Ordering::SeqCst) + self.queue.len() as u64
+        let taken = &self.taken.0;
+        let mut attempts = 0u32;
+        loop {
+            let before = taken.load(Ordering::Acquire);
+            if before.is_multiple_of(2) {
+                let queued = self.queue.len() as u64;
+                fence(Ordering::Acquire);
+                if taken.load(Ordering::Relaxed) == before {
+                    return before / 2 + queued;
+                }
+            }
+            // The dispatcher is moving a span out of the queue: a few instructions, unless
+            // it was descheduled in between.
+            attempts += 1;
+            if attempts.is_multiple_of(64) {
+                thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
     }
 
     /// A span from the queue, counted as taken before anything else sees it. The
-    /// dispatcher's alone.
+    /// dispatcher's alone: one writer, plain stores, no read-modify-write.
     #[inline]
     fn take(&self) -> Option<Span> {
-        let span = self.queue.pop()?;
-        // One writer: a load and a store, no read-modify-write.
         let taken = &self.taken.0;
-        taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Release);
+        let even = taken.load(Ordering::Relaxed);
+        // Odd while the span is neither queued nor counted, so that `accepted` waits
+        // instead of missing it.
+        taken.store(even + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let Some(span) = self.queue.pop() else {
+            taken.store(even, Ordering::Release);
+            return None;
+        };
+        taken.store(even + 2, Ordering::Release);
         Some(span)
     }
 
@@ -1351,6 +1381,51 @@ mod tests {
             (300, 0, 300)
         );
         assert_eq!(memory.spans().len(), 300);
+    }
+
+    /// While the dispatcher drains, every span pushed is counted at once: none is missed in
+    /// its move from the queue to the dispatcher's count (it was, one in a million reports,
+    /// before the count became a sequence lock).
+    #[test]
+    fn accepted_is_exact_while_the_dispatcher_drains() {
+        let shared = Shared {
+            queue: ArrayQueue::new(64),
+            taken: OwnLine(AtomicU64::new(0)),
+            queue_full: AtomicU64::new(0),
+            after_shutdown: AtomicU64::new(0),
+            warned_full: AtomicBool::new(false),
+            wake_requested: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            shut: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
+            batch_size: 1,
+            wake_at: 1,
+            dispatcher: OnceLock::new(),
+        };
+        let done = AtomicBool::new(false);
+        let template = span(1);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    if shared.take().is_none() {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+            let mut pushed = 0u64;
+            let mut missed = 0u64;
+            for _ in 0..200_000 {
+                if shared.queue.push(template.clone()).is_ok() {
+                    pushed += 1;
+                }
+                missed += pushed - shared.accepted().min(pushed);
+            }
+            done.store(true, Ordering::Relaxed);
+            assert_eq!(
+                missed, 0,
+                "spans missing from `accepted` over {pushed} reports"
+            );
+        });
     }
 
     #[test]
