@@ -1,4 +1,5 @@
-//! A simple query (`SELECT name FROM t WHERE id = ?`, prepared and cached by diesel) traced
+//! A simple query (`SELECT name FROM t WHERE id = ? LIMIT ?`, prepared and cached by diesel;
+//! SQLite re-prepares it on each execution, see `support/statement.rs`) traced
 //! vs untraced, side by side in one run: SQLite in memory, and PostgreSQL on loopback when
 //! `TOMOGRAPH_TEST_POSTGRES_URL` is set. A global tracer with a running reporter (discarding
 //! backend) and an active root span, as in a request handler.
@@ -17,7 +18,7 @@ use tomograph_test_support::bench::{bench_pairs, install_tomograph, interleaved_
 
 #[path = "support/statement.rs"]
 mod statement;
-use statement::{setup, simple_query, t};
+use statement::{ByIdName, setup, simple_query};
 
 /// `two_connections`: also compare a plain connection with a traced one. Only for SQLite: two
 /// PostgreSQL connections are two server processes, which the scheduler places differently
@@ -29,9 +30,7 @@ where
     C::Backend: diesel::backend::DieselReserveSpecialization
         + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
     diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<C>,
-    for<'a> diesel::dsl::Limit<
-        diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>,
-    >: diesel::query_dsl::LoadQuery<'a, C, String>,
+    for<'a> diesel::dsl::Limit<ByIdName>: diesel::query_dsl::LoadQuery<'a, C, String>,
 {
     // On a connection of its own, kept open (it holds SQLite's shared in-memory database):
     // neither measured connection is the session that created the table.

@@ -26,14 +26,16 @@ where
     }
 }
 
+/// `SELECT name … WHERE id = ? LIMIT ?`, diesel's `.first()`: SQLite (3.51, bundled) treats a
+/// bound LIMIT as a constant of the plan, so every execution re-binds it and re-prepares the
+/// statement (`sqlite3Reprepare`), although diesel keeps it prepared — as for every `.first()`
+/// and `.limit(n)` on SQLite.
 pub fn simple_query<C>(conn: &mut C) -> String
 where
     C: LoadConnection,
     C::Backend: diesel::backend::DieselReserveSpecialization
         + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
-    for<'a> diesel::dsl::Limit<
-        diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>,
-    >: diesel::query_dsl::LoadQuery<'a, C, String>,
+    for<'a> diesel::dsl::Limit<ByIdName>: diesel::query_dsl::LoadQuery<'a, C, String>,
 {
     t::table
         .filter(t::id.eq(black_box(1)))
@@ -41,3 +43,21 @@ where
         .first::<String>(conn)
         .expect("query")
 }
+
+/// `SELECT name … WHERE id = ?`, without a LIMIT: SQLite keeps it prepared between executions.
+#[allow(dead_code, reason = "the peers bench's alone")]
+pub fn prepared_query<C>(conn: &mut C) -> String
+where
+    C: LoadConnection,
+    for<'a> ByIdName: diesel::query_dsl::LoadQuery<'a, C, String>,
+{
+    t::table
+        .filter(t::id.eq(black_box(1)))
+        .select(t::name)
+        .get_result::<String>(conn)
+        .expect("query")
+}
+
+/// The name of the row with a given id, before `.first()` adds its LIMIT.
+pub type ByIdName =
+    diesel::dsl::Select<diesel::dsl::Filter<t::table, diesel::dsl::Eq<t::id, i32>>, t::name>;
