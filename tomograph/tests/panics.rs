@@ -707,3 +707,52 @@ mod over_http {
         }
     }
 }
+
+// ---- a thread that ends with seed spans open ------------------------------------------------
+
+#[test]
+fn a_thread_killed_by_a_panic_reports_the_seed_spans_it_left_open() {
+    let memory = memory_tracer();
+    let (tokens, received) = mpsc::channel();
+    let before = tomograph::Timestamp::now();
+    let died = std::thread::spawn(move || {
+        tomograph::start("worker", "job", "127.0.0.1", 0);
+        let job = tomograph::get_trace_info().unwrap();
+        tomograph::start("worker", "step", "127.0.0.1", 0);
+        tokens
+            .send((job, tomograph::get_trace_info().unwrap()))
+            .unwrap();
+        panic!("the job kills its thread");
+    })
+    .join();
+    let after = tomograph::Timestamp::now();
+    assert!(died.is_err(), "the thread died of its panic");
+    let (job, step) = received.recv().unwrap();
+    let spans = wait_for_trace(&memory, job.trace_id(), 2, WAIT);
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let (job_span, step_span) = (by_name(&spans, "job"), by_name(&spans, "step"));
+    assert_eq!(job_span.id(), job.span_id());
+    assert_eq!(step_span.parent_id(), Some(job.span_id()));
+    assert_eq!(step_span.id(), step.span_id());
+    for span in [job_span, step_span] {
+        assert_eq!(error_tag(span).as_deref(), Some("panicked"), "{span:#?}");
+        let end = span.end();
+        assert!(before <= end && end <= after, "{span:#?}");
+    }
+    assert!(step_span.end() <= job_span.end());
+}
+
+#[test]
+fn a_thread_that_returns_with_a_start_open_reports_it_abandoned() {
+    let memory = memory_tracer();
+    let token = std::thread::spawn(|| {
+        tomograph::start("worker", "forgotten", "127.0.0.1", 0);
+        tomograph::get_trace_info().unwrap()
+        // returns without stop("forgotten")
+    })
+    .join()
+    .unwrap();
+    let span = only_span(&memory, token.trace_id());
+    assert_eq!(span.name(), "forgotten");
+    assert_eq!(error_tag(&span).as_deref(), Some("abandoned"));
+}

@@ -32,9 +32,16 @@
 //! `stop(name)` returns an error). Likewise a seed span kept open on a thread that also runs a
 //! runtime's tasks (a test's `start` around `block_on` on a current-thread runtime) when one
 //! of those tasks panics. Open such spans with a guard. A `start` left open by an early return,
-//! with no panic, is not detected at all: only [`reset_thread`] closes it. Replacing the panic
-//! hook after the first seed span switches the detection off (the hook chains only to what
-//! was in place before it); [`reset_thread`] still works.
+//! with no panic, is not detected while its thread lives: only [`reset_thread`] closes it.
+//! Replacing the panic hook after the first seed span switches the detection off (the hook
+//! chains only to what was in place before it); [`reset_thread`] still works.
+//!
+//! - When a thread **ends** — its function returned, or a panic it did not catch killed it —
+//!   the frames still on its stack are closed as [`reset_thread`] closes them
+//!   (`error=panicked` for those a panic left, ended when it began; `error=abandoned` for the
+//!   rest) and reported, instead of vanishing with the thread; the main thread's too when
+//!   `main` returns. (Threads still running when the process exits are never told: theirs
+//!   are not reported.)
 
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
@@ -125,7 +132,35 @@ pub(crate) fn start_request(frame: impl FnOnce() -> Option<Frame>) {
     if let Some(frame) = frame() {
         watch_panics();
         stack::push(frame);
+        close_at_thread_exit();
     }
+}
+
+thread_local! {
+    /// Its destructor closes the frames the thread still has when it ends.
+    static THREAD_EXIT: ThreadExit = const { ThreadExit };
+}
+
+/// Closes, as [`reset_thread`] does, the frames a thread leaves on its stack when it ends:
+/// seed spans a job returned without stopping, or that a panic the thread died of left open
+/// (`error=panicked`, ended when the panic began). Without it they would be dropped with the
+/// stack, unreported and uncounted.
+struct ThreadExit;
+
+impl Drop for ThreadExit {
+    fn drop(&mut self) {
+        reset_thread();
+    }
+}
+
+/// Makes the thread's end close its frames (see [`ThreadExit`]). std destroys a thread's
+/// locals in the reverse order of their first use (on the platforms whose thread-exit hooks it
+/// uses, glibc's among them; `panics.rs` checks it): the stack (used by the push before this)
+/// and the panic snapshot (touched here first) are still there when it runs.
+#[inline]
+fn close_at_thread_exit() {
+    let _ = AT_PANIC.try_with(|_| ());
+    let _ = THREAD_EXIT.try_with(|_| ());
 }
 
 /// A request starts on this thread: closes the frames a caught panic left (see the module's
