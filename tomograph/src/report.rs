@@ -521,6 +521,24 @@ struct Shared {
 }
 
 impl Shared {
+    /// An empty queue of `queue_capacity` slots, drained `batch_size` spans at a time.
+    fn new(queue_capacity: usize, batch_size: usize) -> Self {
+        Self {
+            queue: ArrayQueue::new(queue_capacity),
+            taken: OwnLine(AtomicU64::new(0)),
+            queue_full: AtomicU64::new(0),
+            after_shutdown: AtomicU64::new(0),
+            warned_full: AtomicBool::new(false),
+            wake_requested: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            shut: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
+            batch_size,
+            wake_at: (queue_capacity / 8).max(batch_size).min(queue_capacity),
+            dispatcher: OnceLock::new(),
+        }
+    }
+
     /// Wakes the dispatcher when a batch is waiting and nobody asked yet.
     #[cold]
     #[inline(never)]
@@ -640,22 +658,7 @@ impl Reporter {
         backends: Vec<Box<dyn Backend>>,
         options: ReporterOptions,
     ) -> Result<Reporter, std::io::Error> {
-        let shared = Arc::new(Shared {
-            queue: ArrayQueue::new(options.queue_capacity),
-            taken: OwnLine(AtomicU64::new(0)),
-            queue_full: AtomicU64::new(0),
-            after_shutdown: AtomicU64::new(0),
-            warned_full: AtomicBool::new(false),
-            wake_requested: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            shut: AtomicBool::new(false),
-            sealed: AtomicBool::new(false),
-            batch_size: options.batch_size,
-            wake_at: (options.queue_capacity / 8)
-                .max(options.batch_size)
-                .min(options.queue_capacity),
-            dispatcher: OnceLock::new(),
-        });
+        let shared = Arc::new(Shared::new(options.queue_capacity, options.batch_size));
         let mut threads = Vec::new();
         let mut inboxes = Vec::new();
         let mut handles = Vec::new();
@@ -1388,20 +1391,7 @@ mod tests {
     /// before the count became a sequence lock).
     #[test]
     fn accepted_is_exact_while_the_dispatcher_drains() {
-        let shared = Shared {
-            queue: ArrayQueue::new(64),
-            taken: OwnLine(AtomicU64::new(0)),
-            queue_full: AtomicU64::new(0),
-            after_shutdown: AtomicU64::new(0),
-            warned_full: AtomicBool::new(false),
-            wake_requested: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            shut: AtomicBool::new(false),
-            sealed: AtomicBool::new(false),
-            batch_size: 1,
-            wake_at: 1,
-            dispatcher: OnceLock::new(),
-        };
+        let shared = Shared::new(64, 1);
         let done = AtomicBool::new(false);
         let template = span(1);
         std::thread::scope(|s| {
