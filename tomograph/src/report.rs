@@ -18,6 +18,8 @@
 //! - A peer that **refuses** data (a 4xx) is not retried with the same bytes; a backend may
 //!   split the batch to deliver what the peer accepts ([`Backend::deliver`], the Zipkin backend
 //!   bisects on 400).
+//! - A backend that **panics** (a bug in a custom [`Backend`]) loses that batch, counted as
+//!   failed with the panic's message as its error; its thread goes on with the next batch.
 //!
 //! # The account
 //!
@@ -49,6 +51,7 @@
 //! BENCHMARKS.md, "Delivery path").
 
 use std::collections::{HashSet, VecDeque};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -57,7 +60,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use crossbeam_queue::ArrayQueue;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Delivery};
 use crate::error::BackendError;
 use crate::model::Span;
 use crate::sample::tail::{TailCounters, TailStage};
@@ -1199,7 +1202,10 @@ impl Worker {
                 let answer = Ack {
                     pending: pending_spans,
                     flush: if pending.is_empty() {
-                        self.backend.flush()
+                        let backend = &mut self.backend;
+                        panic::catch_unwind(AssertUnwindSafe(|| backend.flush())).unwrap_or_else(
+                            |panic| Err(BackendError::permanent(panicked("flushing", &*panic))),
+                        )
                     } else {
                         Ok(())
                     },
@@ -1218,7 +1224,19 @@ impl Worker {
     fn deliver(&mut self, pending: &mut VecDeque<Pending>, pending_spans: &mut usize) -> bool {
         while let Some(front) = pending.front_mut() {
             let n = front.remaining();
-            let outcome = self.backend.deliver(&front.batch[front.start..]);
+            let batch = &front.batch[front.start..];
+            let backend = &mut self.backend;
+            let (outcome, panicked) =
+                match panic::catch_unwind(AssertUnwindSafe(|| backend.deliver(batch))) {
+                    Ok(outcome) => (outcome, false),
+                    Err(panic) => (
+                        Delivery {
+                            error: Some(BackendError::permanent(panicked("delivering", &*panic))),
+                            ..Delivery::default()
+                        },
+                        true,
+                    ),
+                };
             let delivered = outcome.delivered.min(n);
             let mut resolved = delivered;
             let state = self.state.clone();
@@ -1271,6 +1289,18 @@ impl Worker {
                     ledger.failed += rest as u64;
                     ledger.last_error = Some(e);
                 }
+                Some(e) if panicked => {
+                    // Not retried (the same batch would likely panic again): failed, and the
+                    // worker carries on with the next batch.
+                    log::error!(
+                        "tomograph: backend {} lost {rest} span(s): {e} (counted in \
+                         stats().backends[].failed)",
+                        self.backend.name()
+                    );
+                    ledger.errors += 1;
+                    ledger.failed += rest as u64;
+                    ledger.last_error = Some(e);
+                }
                 Some(e) => {
                     ledger.errors += 1;
                     let reason = e.to_string();
@@ -1305,6 +1335,16 @@ impl Worker {
             );
         }
     }
+}
+
+/// What a backend that panicked says in its error: the panic's message when it has one.
+fn panicked(doing: &str, panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    format!("the backend panicked while {doing}: {message}")
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ pub use self::memory::MemoryBackend;
 /// A destination for finished spans. Implement it to send spans anywhere; the reporter calls
 /// it from a thread of its own, so blocking I/O is fine.
 ///
+/// A backend that panics loses the batch it panicked on, counted as
+/// [`failed`](crate::BackendStats::failed) with the panic's message as the error `flush`
+/// returns; its thread carries on with the next batch (a panic in `flush` fails that flush).
+///
 /// ```
 /// use tomograph::{Backend, BackendError, Span};
 /// #[derive(Debug, Default)]
