@@ -39,9 +39,9 @@
 //! - When a thread **ends** — its function returned, or a panic it did not catch killed it —
 //!   the frames still on its stack are closed as [`reset_thread`] closes them
 //!   (`error=panicked` for those a panic left, ended when it began; `error=abandoned` for the
-//!   rest) and reported, instead of vanishing with the thread; the main thread's too when
-//!   `main` returns. (Threads still running when the process exits are never told: theirs
-//!   are not reported.)
+//!   rest) and reported, instead of vanishing with the thread. (The main thread's are closed
+//!   when `main` returns, after any `shutdown`: counted then as reported after shutdown.
+//!   Threads still running when the process exits are never told: theirs are not reported.)
 
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
