@@ -129,17 +129,20 @@ pub fn tag(key: impl Into<Text>, value: impl Into<TagValue>) {
     stack::with_current_span(|span| span.tag(key, value));
 }
 
-/// Tags the current span with what `f` computes; `f` runs only when the span is recorded.
+/// Tags the current span with what `f` computes; `f` runs only when the span is recorded,
+/// and may itself trace (its spans are children of the current span).
 ///
 /// ```
 /// let _g = tomograph::span("work").start();
 /// tomograph::tag_with(|| ("expensive", format!("{:?}", vec![1, 2, 3])));
 /// ```
 pub fn tag_with<K: Into<Text>, V: Into<TagValue>>(f: impl FnOnce() -> (K, V)) {
-    stack::with_current_span(|span| {
-        let (k, v) = f();
-        span.tag(k, v);
-    });
+    let Some(id) = stack::current_recording_id() else {
+        return;
+    };
+    // Computed outside the stack's borrow, so that what `f` traces is recorded.
+    let (k, v) = f();
+    stack::with_span(id, |span| span.tag(k, v));
 }
 
 /// The token of the current span, to continue the trace on another thread or in another

@@ -354,3 +354,40 @@ fn many_threads_never_mix_their_stacks() {
         }
     }
 }
+
+/// A lazy tag's closure may itself trace (a `#[traced]` function computing the value, a
+/// statement): its spans and notes are recorded where they belong, and the tag is set.
+#[test]
+fn spans_and_notes_inside_a_lazy_tag_are_recorded() {
+    let memory = memory_tracer();
+    let root = tomograph::span("tagged").root().start();
+    let trace = root.token().unwrap().trace_id();
+    root.tag_with(|| {
+        let _lookup = tomograph::span("lookup").start();
+        tomograph::annotate("looked up");
+        ("user", "ada")
+    });
+    tomograph::start("my service", "seed tagged", "", 0);
+    tomograph::tag_with(|| {
+        let _inner = tomograph::span("inner lookup").start();
+        ("count", 1)
+    });
+    tomograph::stop("seed tagged").unwrap();
+    drop(root);
+    assert_eq!(tomograph::stack_depth(), 0);
+
+    let spans = wait_for_trace(&memory, trace, 4, WAIT);
+    let (tagged, lookup) = (by_name(&spans, "tagged"), by_name(&spans, "lookup"));
+    let (seed, inner) = (
+        by_name(&spans, "seed tagged"),
+        by_name(&spans, "inner lookup"),
+    );
+    assert_eq!(tagged.tag_value("user"), Some(&TagValue::from("ada")));
+    assert_eq!(lookup.parent_id(), Some(tagged.id()));
+    assert!(
+        lookup.annotations().iter().any(|n| n.value == "looked up"),
+        "{lookup:#?}"
+    );
+    assert_eq!(seed.tag_value("count"), Some(&TagValue::from(1)));
+    assert_eq!(inner.parent_id(), Some(seed.id()));
+}

@@ -213,19 +213,42 @@ fn nested_starts_left_by_a_panic_are_closed_innermost_first() {
 }
 
 #[test]
-fn a_panic_inside_a_lazy_tag_is_settled_too() {
-    // The panic begins while the stack is busy with the tag's closure: the hook sees only the
-    // innermost frame, which is enough to find the frames the panic left.
-    let memory = memory_tracer();
-    let worker = Worker::new();
-    let trace = Arc::new(Mutex::new(None));
-    let slot = trace.clone();
-    assert!(worker.run(move || {
-        tomograph::start("worker", "outer", "", 0);
-        *slot.lock().unwrap() = tomograph::get_trace_info();
-        tomograph::start("worker", "tagged", "", 0);
-        tomograph::tag_with(|| -> (&str, i64) { panic!("tag computation failed") });
-    }));
+fn a_panic_while_the_stack_is_busy_is_settled_too() {
+    // The panic begins while the stack is busy (an error message's `Display`, which runs on
+    // the span): the hook sees only the innermost frame, which is enough to find the frames
+    // the panic left.
+    struct Broken;
+    impl std::fmt::Display for Broken {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("the error message failed")
+        }
+    }
+    for busy in [true, false] {
+        let memory = memory_tracer();
+        let worker = Worker::new();
+        let trace = Arc::new(Mutex::new(None));
+        let slot = trace.clone();
+        assert!(worker.run(move || {
+            tomograph::start("worker", "outer", "", 0);
+            *slot.lock().unwrap() = tomograph::get_trace_info();
+            tomograph::start("worker", "tagged", "", 0);
+            if busy {
+                tomograph::record_error(Broken);
+            } else {
+                // A lazy tag's closure runs outside the stack's borrow.
+                tomograph::tag_with(|| -> (&str, i64) { panic!("tag computation failed") });
+            }
+        }));
+        settled_after_the_panic(&memory, &worker, &trace);
+    }
+}
+
+/// The next job on `worker` closes the two frames the panic left, reported `panicked`.
+fn settled_after_the_panic(
+    memory: &MemoryBackend,
+    worker: &Worker,
+    trace: &Mutex<Option<TraceToken>>,
+) {
     let trace = trace.lock().unwrap().unwrap().trace_id();
     let depths = worker.call(|| {
         let before = tomograph::stack_depth();
@@ -235,7 +258,7 @@ fn a_panic_inside_a_lazy_tag_is_settled_too() {
         (before, after)
     });
     assert_eq!(depths, (2, 1));
-    let spans = wait_for_trace(&memory, trace, 2, WAIT);
+    let spans = wait_for_trace(memory, trace, 2, WAIT);
     for name in ["outer", "tagged"] {
         assert_eq!(
             error_tag(by_name(&spans, name)).as_deref(),

@@ -1,8 +1,9 @@
 //! The thread-local span stack: the seed's model, where `start`/`stop` nest on one thread.
 //!
 //! Every operation touches only this thread's stack; the only shared state on the hot path is
-//! the reporter's queue when a sampled span stops. A re-entrant call (a lazy tag closure that
-//! itself traces) finds the stack busy and does nothing rather than panic.
+//! the reporter's queue when a sampled span stops. User code runs outside the stack's borrow
+//! (a lazy tag's closure may itself trace); a re-entrant call from what still runs inside it
+//! (an error message's `Display`) finds the stack busy and does nothing rather than panic.
 
 use std::cell::{Cell, RefCell};
 
@@ -183,8 +184,8 @@ fn own_endpoint_parent() -> Option<(TraceToken, Option<EndpointRef>)> {
 
 #[inline(always)]
 pub(crate) fn push(frame: Frame) {
-    // If the stack is busy the frame is dropped unreported: only possible from inside a lazy
-    // tag closure, where starting spans makes no sense.
+    // If the stack is busy the frame is dropped unreported: only possible from an error
+    // message's `Display` run on a span, where starting spans makes no sense.
     with_stack_mut(|s| s.push(frame));
 }
 
@@ -317,6 +318,11 @@ pub(crate) fn with_current_span<R>(f: impl FnOnce(&mut Span) -> R) -> Option<R> 
     .flatten()
 }
 
+/// The innermost frame's span, when it is being recorded.
+pub(crate) fn current_recording_id() -> Option<SpanId> {
+    with_current_span(|span| span.id)
+}
+
 /// Runs `f` on span `id` when it is on this stack and being recorded.
 pub(crate) fn with_span<R>(id: SpanId, f: impl FnOnce(&mut Span) -> R) -> Option<R> {
     with_stack(|s| {
@@ -357,7 +363,7 @@ pub(crate) fn uninstall(base: usize, frames: &mut Vec<Frame>) {
 }
 
 /// The marks of this thread's frames, outermost first, into `out`; false when the stack is
-/// busy (borrowed by a closure that runs on a span, such as a lazy tag's).
+/// busy (borrowed by code that runs on a span, such as an error message's `Display`).
 pub(crate) fn marks_into(out: &mut Vec<(TraceToken, bool)>) -> bool {
     with_stack(|s| out.extend(s.iter().map(Frame::mark))).is_some()
 }

@@ -111,17 +111,19 @@ impl SpanGuard {
         self.with(|span| span.tag(key, value));
     }
 
-    /// Adds the tag `f` computes; `f` runs only when the span is recorded.
+    /// Adds the tag `f` computes; `f` runs only when the span is recorded, and may itself
+    /// trace (its spans are children of this one).
     ///
     /// ```
     /// let span = tomograph::span("work").start();
     /// span.tag_with(|| ("rows", 3 * 7));
     /// ```
     pub fn tag_with<K: Into<Text>, V: Into<TagValue>>(&self, f: impl FnOnce() -> (K, V)) {
-        self.with(|span| {
+        if self.is_recording() {
+            // Computed outside the stack's borrow, so that what `f` traces is recorded.
             let (k, v) = f();
-            span.tag(k, v);
-        });
+            self.with(|span| span.tag(k, v));
+        }
     }
 
     /// Sets the remote endpoint after start (once the peer is known).
