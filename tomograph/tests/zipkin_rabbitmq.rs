@@ -749,7 +749,7 @@ fn report_traces(reporter: &Reporter, service: &str, traces: usize, per: usize) 
 }
 
 #[test]
-fn broker_restart_mid_stream_counts_every_span_exactly() {
+fn broker_restart_mid_stream_counts_every_span() {
     let Some(s) = services() else { return };
     let _exclusive = exclusive_broker();
     let queue = unique_queue("restart");
@@ -757,6 +757,7 @@ fn broker_restart_mid_stream_counts_every_span_exactly() {
         url: s.broker.clone(),
         queue: queue.clone(),
     };
+    const BATCH: usize = 50;
     let reporter = Reporter::start(
         vec![Box::new(
             ZipkinBackend::builder()
@@ -767,7 +768,7 @@ fn broker_restart_mid_stream_counts_every_span_exactly() {
                 .expect("backend"),
         )],
         ReporterOptions::default()
-            .batch_size(50)
+            .batch_size(BATCH)
             .batch_interval(Duration::from_millis(10))
             .max_retries(4)
             .backoff(Duration::from_millis(50), Duration::from_millis(400)),
@@ -815,12 +816,24 @@ fn broker_restart_mid_stream_counts_every_span_exactly() {
 
     let messages = drain_queue(&s.broker, &queue);
     let (received, count) = validate(&s.collector, &messages);
-    assert_eq!(
-        count as u64, backend.sent,
-        "what the consumer saw = delivered: {stats:?}"
-    );
     let received_ids: HashSet<&str> = received.iter().map(|(_, id, _)| id.as_str()).collect();
-    assert_eq!(received_ids.len(), received.len(), "a span arrived twice");
+    let distinct = received_ids.len() as u64;
+    let twice = count as u64 - distinct;
+    // What publisher confirms promise: every confirmed span arrived. A message the broker took
+    // while it was stopping may have lost its confirm with the connection: counted failed, it
+    // may still arrive (at most `failed` such spans), and one a retry published again may
+    // arrive twice (at most a batch per failed attempt).
+    assert!(
+        distinct >= backend.sent && distinct <= backend.sent + backend.failed,
+        "{distinct} distinct spans arrived; confirmed {} + unconfirmed {}: {stats:?}",
+        backend.sent,
+        backend.failed
+    );
+    assert!(
+        twice <= backend.errors * BATCH as u64,
+        "{twice} spans arrived twice after {} failed attempts: {stats:?}",
+        backend.errors
+    );
     for span in &after {
         assert!(
             received_ids.contains(span.id().to_string().as_str()),
@@ -835,7 +848,8 @@ fn broker_restart_mid_stream_counts_every_span_exactly() {
         assert_eq!(by_id.get(id), Some(parent), "span {id}");
     }
     eprintln!(
-        "restart: sent {} delivered {} failed {} dropped {} errors {}",
+        "restart: sent {} delivered {} failed {} dropped {} errors {}; the consumer saw {count} \
+         ({distinct} distinct)",
         sent.len(),
         backend.sent,
         backend.failed,

@@ -44,8 +44,12 @@
 //! - The reporter's account is span by span: when part of a batch was confirmed and part
 //!   failed, the confirmed first spans count as delivered at once, and the retry publishes
 //!   only what the broker does not have (a later message already confirmed is skipped):
-//!   nothing is published twice by the backend, and a batch given up on counts as failed only
-//!   the spans the broker never confirmed.
+//!   nothing confirmed is published twice by the backend, and a batch given up on counts as
+//!   failed only the spans the broker never confirmed.
+//! - Confirms give at-least-once delivery, not exactly-once: a message the broker took just as
+//!   the connection dropped (a broker stopping) may have lost only its confirm. Counted
+//!   failed, it may still reach the collector; retried and confirmed, it may reach it twice.
+//!   `failed` is then an upper bound of what was lost, never less than it.
 //!
 //! # Blocking and threads
 //!
