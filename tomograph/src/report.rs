@@ -1230,10 +1230,10 @@ impl Worker {
                 match panic::catch_unwind(AssertUnwindSafe(|| backend.deliver(batch))) {
                     Ok(outcome) => (outcome, false),
                     Err(panic) => (
-                        Delivery {
-                            error: Some(BackendError::permanent(panicked("delivering", &*panic))),
-                            ..Delivery::default()
-                        },
+                        Delivery::from_result(
+                            batch.len(),
+                            Err(BackendError::permanent(panicked("delivering", &*panic))),
+                        ),
                         true,
                     ),
                 };
