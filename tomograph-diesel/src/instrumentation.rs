@@ -7,21 +7,18 @@
 //! | `BeginTransaction` … `CommitTransaction` / `RollbackTransaction` | a span `TRANSACTION` around its statements (nested ones, savepoints, inside it), tagged `db.transaction.depth` and `db.transaction.outcome` |
 //! | `StartEstablishConnection` … `FinishEstablishConnection` | a CLIENT span `connect`, with the error when it fails |
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
 use diesel::result::{ConnectionError, DatabaseErrorKind, Error};
 use tomograph::keys;
-use tomograph::sql::{SqlMode, SqlSpan, SqlTransaction, TransactionOutcome};
+use tomograph::sql::{SqlMode, SqlTransaction, TransactionOutcome};
 use tomograph::{DetachedSpan, Kind, SpanId, TraceToken};
 
+use crate::in_flight::InFlight;
+use crate::last_statement::LastStatement;
 use crate::query;
 use crate::tracer::DieselTracer;
-
-/// Statements in flight on one connection, at most (diesel-async's PostgreSQL connection
-/// pipelines; a synchronous connection has one).
-const MAX_IN_FLIGHT: usize = 64;
 
 /// diesel [`Instrumentation`] for one connection: every statement becomes a span, child of
 /// the current span (or of the open transaction's span). Made by
@@ -39,9 +36,9 @@ const MAX_IN_FLIGHT: usize = 64;
 #[derive(Debug)]
 pub struct TracingInstrumentation {
     config: DieselTracer,
-    /// Statements started and not yet finished, oldest first; `None` for one not traced.
-    /// (Owned: they sit beside the tracer they would borrow.)
-    statements: VecDeque<Option<SqlSpan<'static>>>,
+    /// Statements started and not yet finished. (Their spans are owned: they sit beside the
+    /// tracer they would borrow.)
+    statements: InFlight,
     transactions: Vec<Transaction>,
     connect: Option<DetachedSpan>,
     /// How long the pool made the task wait for this connection, for its next statement
@@ -49,6 +46,8 @@ pub struct TracingInstrumentation {
     pending_wait: Option<Duration>,
     /// Where each statement's text is written (kept: reading a statement allocates nothing).
     text: String,
+    /// The statement started last, recognised by its text when it comes again.
+    last: LastStatement,
 }
 
 #[derive(Debug)]
@@ -76,11 +75,12 @@ impl TracingInstrumentation {
     pub(crate) fn new(config: DieselTracer) -> Self {
         Self {
             config,
-            statements: VecDeque::new(),
+            statements: InFlight::default(),
             transactions: Vec::new(),
             connect: None,
             pending_wait: None,
             text: String::new(),
+            last: LastStatement::default(),
         }
     }
 
@@ -118,9 +118,12 @@ impl TracingInstrumentation {
             if !self.config.health_checks && is_health_check(text) {
                 None
             } else {
+                let statement = self.last.statement(sql, text);
                 // In the open transaction, or where the statement runs.
-                let mut span =
-                    sql.start_under_owned(text, parent.or_else(tomograph::get_trace_info));
+                let mut span = sql.start_statement_under_owned(
+                    &statement,
+                    parent.or_else(tomograph::get_trace_info),
+                );
                 if let Some(binds) = binds {
                     span.parameters(|| query::bind_values(&binds));
                 }
@@ -135,39 +138,36 @@ impl TracingInstrumentation {
         } else {
             None
         };
-        if self.statements.len() >= MAX_IN_FLIGHT {
-            // A start without its finish (diesel gave up before running it): end it as is.
-            self.statements.pop_front();
-        }
-        self.statements.push_back(span);
+        self.statements.push(span);
     }
 
     fn query_cached(&mut self) {
-        if let Some(Some(span)) = self.statements.back_mut() {
+        if let Some(span) = self.statements.newest_mut() {
             span.annotate("statement cached");
         }
     }
 
     fn query_finished(&mut self, query: &dyn DebugQuery, error: Option<&Error>) {
-        let mut span = self.statements.pop_front().flatten();
-        if let Some(span) = &mut span
+        if let Some(span) = self.statements.oldest_mut()
             && span.needs_statement()
         {
             let text = query::sql_of(query, &mut self.text);
             if !self.config.health_checks && is_health_check(text) {
+                // A health check, not traced: ended as it stands, without its text.
+                self.statements.take_oldest();
                 return self.transaction_statement_finished(error);
             }
             span.set_statement(text);
         }
         match error {
-            None => {
-                if let Some(span) = span {
-                    span.finish();
-                }
-            }
+            // Ended where it sits.
+            None => self.statements.end_oldest(),
             Some(error) => {
                 let text = query::sql_of(query, &mut self.text);
-                let span = span.unwrap_or_else(|| self.config.sql.untraced());
+                let span = self
+                    .statements
+                    .take_oldest()
+                    .unwrap_or_else(|| self.config.sql.untraced());
                 // diesel exposes no SQLSTATE or error number: `error.type` is its kind.
                 span.fail_as(text, error, None, Some(error_type(error)));
             }

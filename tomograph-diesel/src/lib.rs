@@ -100,7 +100,9 @@
 pub mod asynchronous;
 mod default;
 mod error;
+mod in_flight;
 mod instrumentation;
+mod last_statement;
 mod query;
 #[cfg(feature = "r2d2")]
 pub mod r2d2;
