@@ -642,8 +642,10 @@ impl SqlSpan<'_> {
 
     /// How long the statement ran, when it ran longer than the slow-statement threshold.
     fn slow_for(&self) -> Option<Duration> {
+        // `start` first: an untimed span (no threshold) never reads the tracer.
+        let start = self.start?;
         let threshold = self.tracer.inner.slow_threshold?;
-        let elapsed = Timestamp::now().saturating_duration_since(self.start?);
+        let elapsed = Timestamp::now().saturating_duration_since(start);
         (elapsed >= threshold).then_some(elapsed)
     }
 }
