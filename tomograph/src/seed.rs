@@ -164,7 +164,13 @@ pub fn tracing_started() -> bool {
 /// tomograph::record_error("disk full");
 /// ```
 pub fn record_error(message: impl std::fmt::Display) {
-    stack::with_current_span(|span| span.record_error(message));
+    let Some(id) = stack::current_recording_id() else {
+        return;
+    };
+    // Formatted outside the stack's borrow, so that what the message's `Display` traces is
+    // recorded (and the error still lands on the span that was current).
+    let message = message.to_string();
+    stack::with_span(id, |span| span.record_error_message(message));
 }
 
 /// Number of frames on this thread's span stack; for tests of the stack's consistency.

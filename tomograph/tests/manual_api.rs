@@ -391,3 +391,48 @@ fn spans_and_notes_inside_a_lazy_tag_are_recorded() {
     assert_eq!(seed.tag_value("count"), Some(&TagValue::from(1)));
     assert_eq!(inner.parent_id(), Some(seed.id()));
 }
+
+/// An error message's `Display` may itself trace (it looks something up, logs through a
+/// bridge): what it records lands where it belongs, and the error on the span that was
+/// current when it was recorded.
+#[test]
+fn spans_and_notes_inside_an_error_message_are_recorded() {
+    struct Explained(&'static str);
+    impl std::fmt::Display for Explained {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let _explain = tomograph::span("explain").start();
+            tomograph::annotate("explained");
+            f.write_str(self.0)
+        }
+    }
+    let memory = memory_tracer();
+    let root = tomograph::span("failing").root().start();
+    let trace = root.token().unwrap().trace_id();
+    root.record_error(Explained("disk full"));
+    tomograph::start("my service", "seed failing", "", 0);
+    tomograph::record_error(Explained("quota exceeded"));
+    tomograph::stop("seed failing").unwrap();
+    drop(root);
+    assert_eq!(tomograph::stack_depth(), 0);
+
+    let spans = wait_for_trace(&memory, trace, 4, WAIT);
+    let (failing, seed) = (by_name(&spans, "failing"), by_name(&spans, "seed failing"));
+    assert_eq!(
+        failing.tag_value("error"),
+        Some(&TagValue::from("disk full"))
+    );
+    assert_eq!(
+        seed.tag_value("error"),
+        Some(&TagValue::from("quota exceeded"))
+    );
+    let explains: Vec<&Span> = spans.iter().filter(|s| s.name() == "explain").collect();
+    assert_eq!(explains.len(), 2, "{spans:#?}");
+    let parents: Vec<Option<SpanId>> = explains.iter().map(|s| s.parent_id()).collect();
+    assert!(parents.contains(&Some(failing.id())), "{parents:?}");
+    assert!(parents.contains(&Some(seed.id())), "{parents:?}");
+    assert!(
+        explains
+            .iter()
+            .all(|s| s.annotations().iter().any(|n| n.value == "explained"))
+    );
+}

@@ -214,16 +214,22 @@ fn nested_starts_left_by_a_panic_are_closed_innermost_first() {
 
 #[test]
 fn a_panic_while_the_stack_is_busy_is_settled_too() {
-    // The panic begins while the stack is busy (an error message's `Display`, which runs on
-    // the span): the hook sees only the innermost frame, which is enough to find the frames
-    // the panic left.
+    // The panic begins while the stack is busy (a user's conversion into a tag value, the one
+    // kind of user code that runs on the span): the hook sees only the innermost frame, which
+    // is enough to find the frames the panic left. And it begins outside the borrow, in a
+    // lazy tag's closure or an error message's `Display`.
     struct Broken;
+    impl From<Broken> for tomograph::TagValue {
+        fn from(_: Broken) -> Self {
+            panic!("the tag value failed")
+        }
+    }
     impl std::fmt::Display for Broken {
         fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             panic!("the error message failed")
         }
     }
-    for busy in [true, false] {
+    for case in ["busy", "lazy tag", "error message"] {
         let memory = memory_tracer();
         let worker = Worker::new();
         let trace = Arc::new(Mutex::new(None));
@@ -232,11 +238,12 @@ fn a_panic_while_the_stack_is_busy_is_settled_too() {
             tomograph::start("worker", "outer", "", 0);
             *slot.lock().unwrap() = tomograph::get_trace_info();
             tomograph::start("worker", "tagged", "", 0);
-            if busy {
-                tomograph::record_error(Broken);
-            } else {
-                // A lazy tag's closure runs outside the stack's borrow.
-                tomograph::tag_with(|| -> (&str, i64) { panic!("tag computation failed") });
+            match case {
+                "busy" => tomograph::tag("broken", Broken),
+                "lazy tag" => {
+                    tomograph::tag_with(|| -> (&str, i64) { panic!("tag computation failed") });
+                }
+                _ => tomograph::record_error(Broken),
             }
         }));
         settled_after_the_panic(&memory, &worker, &trace);

@@ -58,7 +58,7 @@ const ABANDONED: &str = "abandoned";
 /// The frames on a thread's stack when a panic began there.
 struct Snapshot {
     /// Outermost first; when not `complete`, only the innermost frame's token (the stack was
-    /// busy: the panic began in code that ran on a span, such as an error message's `Display`).
+    /// busy: the panic began in code that ran on a span, a user's conversion into a tag value).
     marks: Vec<(TraceToken, bool)>,
     complete: bool,
     /// When the panic began: where the spans it left end.
@@ -244,7 +244,8 @@ fn dead_from(frames: &[Frame], survivors: usize) -> Option<usize> {
 ///
 /// Everything on the stack is closed, also spans that are still wanted: call it only where
 /// none of the thread's work is in progress (not inside a span's guard, nor inside a traced
-/// future). Returns 0 when called while the stack is busy (from an error message's `Display`).
+/// future). Returns 0 when called while the stack is busy (from a user's conversion into a tag
+/// value, run on a span).
 ///
 /// ```
 /// # tomograph::init(tomograph::Config::builder().build()).unwrap();

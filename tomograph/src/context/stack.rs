@@ -2,8 +2,10 @@
 //!
 //! Every operation touches only this thread's stack; the only shared state on the hot path is
 //! the reporter's queue when a sampled span stops. User code runs outside the stack's borrow
-//! (a lazy tag's closure may itself trace); a re-entrant call from what still runs inside it
-//! (an error message's `Display`) finds the stack busy and does nothing rather than panic.
+//! (a lazy tag's closure, an error message's `Display`, an `on_error` hook may themselves
+//! trace); the one kind that still runs inside it is a user's own conversion into a tag value
+//! or a note (`impl From<MyType> for TagValue`), and a re-entrant call from there finds the
+//! stack busy and does nothing rather than panic.
 
 use std::cell::{Cell, RefCell};
 
@@ -184,8 +186,8 @@ fn own_endpoint_parent() -> Option<(TraceToken, Option<EndpointRef>)> {
 
 #[inline(always)]
 pub(crate) fn push(frame: Frame) {
-    // If the stack is busy the frame is dropped unreported: only possible from an error
-    // message's `Display` run on a span, where starting spans makes no sense.
+    // If the stack is busy the frame is dropped unreported: only possible from a user's
+    // conversion into a tag value or note, run on a span, where starting spans makes no sense.
     with_stack_mut(|s| s.push(frame));
 }
 
@@ -363,7 +365,7 @@ pub(crate) fn uninstall(base: usize, frames: &mut Vec<Frame>) {
 }
 
 /// The marks of this thread's frames, outermost first, into `out`; false when the stack is
-/// busy (borrowed by code that runs on a span, such as an error message's `Display`).
+/// busy (borrowed by code that runs on a span: a user's conversion into a tag value).
 pub(crate) fn marks_into(out: &mut Vec<(TraceToken, bool)>) -> bool {
     with_stack(|s| out.extend(s.iter().map(Frame::mark))).is_some()
 }

@@ -133,7 +133,12 @@ impl SpanGuard {
 
     /// Records a failure: an `error` tag with `message`, and a note `error`.
     pub fn record_error(&self, message: impl std::fmt::Display) {
-        self.with(|span| span.record_error(message));
+        if self.is_recording() {
+            // Formatted outside the stack's borrow, so that what the message's `Display`
+            // traces is recorded.
+            let message = message.to_string();
+            self.with(|span| span.record_error_message(message));
+        }
     }
 
     /// Stops the span now (what dropping the guard does).

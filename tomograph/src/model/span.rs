@@ -137,6 +137,13 @@ impl Span {
         self.mark_error(Timestamp::now(), message.to_string());
     }
 
+    /// [`record_error`](Self::record_error) with the message formatted already (by a caller
+    /// that formats it outside the thread's span stack, so that what its `Display` traces is
+    /// recorded).
+    pub(crate) fn record_error_message(&mut self, message: String) {
+        self.mark_error(Timestamp::now(), message);
+    }
+
     fn mark_error(&mut self, at: Timestamp, message: impl Into<TagValue>) {
         self.annotations.push(Note::new(at, "error"));
         self.tags.push(Tag::new("error", message));
