@@ -442,6 +442,34 @@ fn annotation_mode_notes_the_current_span() {
     assert_eq!(texts, ["SELECT 1", "SELECT 2"]);
 }
 
+/// In annotation mode the statement's notes are on the current span, and an `on_error` hook
+/// runs with that span to tag: what the hook itself traces (a span, a note — a log line
+/// through the bridges) is recorded too, and its tag lands on the span.
+#[test]
+fn annotation_mode_hooks_may_trace() {
+    let tracer = sql_tracer()
+        .mode(SqlMode::Annotations)
+        .on_error(|event| {
+            let _alert = tomograph::span("alert").start();
+            tomograph::annotate("alerted");
+            event.tag("alert.sent", true);
+        })
+        .build();
+    let db = TracedConnection::open_in_memory(tracer).unwrap();
+    let (trace, ()) = in_trace("annotated", || {
+        db.query_row("SELECT * FROM missing", [], |r| r.get::<_, i64>(0))
+            .unwrap_err();
+    });
+    let spans = spans(trace, 2);
+    let root = find(&spans, "annotated");
+    let alert = find(&spans, "alert");
+    assert_eq!(alert.parent_id(), Some(root.id()));
+    assert!(has_note(alert, "alerted"));
+    assert!(has_note(root, "sql SELECT error"));
+    assert_eq!(tag(root, "alert.sent").as_deref(), Some("true"));
+    assert!(tag(root, "error").is_some_and(|e| e.contains("no such table")));
+}
+
 #[tomograph::traced]
 fn load_user(db: &TracedConnection, id: i64) -> rusqlite::Result<String> {
     db.query_row("SELECT name FROM users WHERE id = ?1", [id], |r| r.get(0))

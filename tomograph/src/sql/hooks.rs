@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::span::Failure;
 use super::{DbSystem, SqlTracer};
-use crate::model::{Span, TagValue, Text};
+use crate::context::stack;
+use crate::model::{Span, SpanId, TagValue, Text};
 
 pub(super) type ErrorHook = Arc<dyn Fn(&mut SqlErrorEvent<'_>) + Send + Sync>;
 
@@ -86,6 +87,28 @@ impl SqlTracer {
         };
         for hook in &self.inner.on_error {
             (hook.0)(&mut event);
+        }
+    }
+
+    /// Runs the hooks for a statement recorded as notes on span `id` of this thread's stack
+    /// ([`SqlMode::Annotations`](super::SqlMode::Annotations)), outside the stack's borrow:
+    /// a hook is user code, and what it traces (a span, a note, a `log` or `tracing` record
+    /// through the bridges) must find the stack free to be recorded. The hooks see a copy of
+    /// the span; the tags they add go on the span itself afterwards.
+    pub(super) fn run_hooks_on_stack(&self, failure: &Failure<'_>, id: Option<SpanId>) {
+        if self.inner.on_error.is_empty() {
+            return;
+        }
+        let Some((id, mut copy)) =
+            id.and_then(|id| Some((id, stack::with_span(id, |s| s.clone())?)))
+        else {
+            return self.run_hooks(failure, None);
+        };
+        let before = copy.tags.len();
+        self.run_hooks(failure, Some(&mut copy));
+        if copy.tags.len() > before {
+            let added = copy.tags.split_off(before);
+            stack::with_span(id, |span| span.tags.extend(added));
         }
     }
 }

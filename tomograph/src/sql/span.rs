@@ -582,15 +582,12 @@ impl SqlSpan<'_> {
                 let (id, op) = (*span, *operation);
                 let ran = stack::with_span(id, |s| {
                     s.annotate(format!("sql {op} error"));
-                    s.record_error(&message);
+                    s.record_error_message(message);
                     if let Some(code) = code {
                         s.tag(keys::db::RESPONSE_STATUS_CODE, code.to_owned());
                     }
-                    tracer.run_hooks(&failure, Some(s));
                 });
-                if ran.is_none() {
-                    tracer.run_hooks(&failure, None);
-                }
+                tracer.run_hooks_on_stack(&failure, ran.map(|()| id));
                 self.state = State::Off;
             }
             State::Off => tracer.run_hooks(&failure, None),

@@ -211,7 +211,9 @@ impl SqlTracerBuilder {
         self
     }
     /// Calls `hook` exactly once for every failed statement, traced or not, with the SQL, the
-    /// error and the span. Hooks run in the order they were added.
+    /// error and the span. Hooks run in the order they were added, on the thread where the
+    /// statement failed, and may themselves trace (open a span, add a note, log through the
+    /// bridges): what they record lands under the current span.
     pub fn on_error(
         mut self,
         hook: impl Fn(&mut SqlErrorEvent<'_>) + Send + Sync + 'static,

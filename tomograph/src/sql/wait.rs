@@ -163,14 +163,12 @@ impl SqlTracer {
                 }
             }
             SqlMode::Annotations => {
-                let ran = stack::with_current_span(|span| {
+                let on = stack::with_current_span(|span| {
                     span.annotate(format!("sql {ACQUIRE_SPAN_NAME} error"));
                     record(span);
-                    self.run_hooks(&failure, Some(span));
+                    span.id
                 });
-                if ran.is_none() {
-                    self.run_hooks(&failure, None);
-                }
+                self.run_hooks_on_stack(&failure, on);
             }
         }
     }
