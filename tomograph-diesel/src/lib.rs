@@ -83,9 +83,9 @@
 //! diesel tells an instrumentation about a statement with an opaque `&dyn DebugQuery`; the
 //! only way to read its SQL is to format it, which makes diesel walk the query (boxing every
 //! bound value) and rebuild the SQL text, on every execution, cached statement or not. That
-//! is most of what tracing a diesel statement costs: ≈ 0.6 µs per statement (18 % of a 3.3 µs
-//! in-memory SQLite query, ≈ 2.5 % of a PostgreSQL round trip on loopback); the span itself
-//! is ≈ 0.25 µs (`BENCHMARKS.md`). Statements outside a sampled trace are never formatted:
+//! is most of what tracing a diesel statement costs: ≈ 0.4–0.6 µs per statement (18 % of a
+//! 3.3 µs in-memory SQLite query, ≈ 2.5 % of a PostgreSQL round trip on loopback); the span
+//! itself is ≈ 0.22 µs (`BENCHMARKS.md`). Statements outside a sampled trace are never formatted:
 //! there the instrumentation costs 0.2–1 %.
 //!
 //! ## Features and native libraries
