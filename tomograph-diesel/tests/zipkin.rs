@@ -4,36 +4,13 @@
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use tomograph::backend::zipkin::ZipkinBackend;
 use tomograph::{Config, ReporterOptions};
 use tomograph_diesel::DieselTracer;
-
-/// `GET {base}{path}` over plain HTTP/1.0; the body.
-fn get(base: &str, path: &str) -> String {
-    let authority = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(authority).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
-    body.to_owned()
-}
+use tomograph_test_support::collector;
 
 #[test]
 fn diesel_spans_are_accepted_by_the_zipkin_peer() {
@@ -77,19 +54,13 @@ fn diesel_spans_are_accepted_by_the_zipkin_peer() {
     let expected = 9;
     let deadline = Instant::now() + Duration::from_secs(10);
     let spans: serde_json::Value = loop {
-        let body = get(&url, &format!("/api/v2/trace/{trace}"));
-        let spans: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let spans = collector::trace(&url, trace);
         if spans.as_array().is_some_and(|a| a.len() >= expected) || Instant::now() > deadline {
             break spans;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let errors = get(&url, "/_errors");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&errors).unwrap(),
-        serde_json::json!([]),
-        "{errors}"
-    );
+    collector::assert_no_rejections(&url);
     let spans = spans.as_array().unwrap();
     assert_eq!(spans.len(), expected, "{spans:#?}");
     let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();

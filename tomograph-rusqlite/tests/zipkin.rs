@@ -3,35 +3,13 @@
 //! Needs `TOMOGRAPH_TEST_ZIPKIN_URL`; skipped (with a visible line) without it.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value;
 use tomograph::backend::zipkin::{Encoding, ZipkinBackend};
 use tomograph::{Config, ReporterOptions};
 use tomograph_rusqlite::{TracedConnection, sql_tracer};
-
-/// `GET {url}{path}` with a bare HTTP/1.0 request; the body as JSON.
-fn get_json(url: &str, path: &str) -> Value {
-    let host = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let mut stream = TcpStream::connect(&host).expect("collector reachable");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
-    serde_json::from_str(body).expect("JSON body")
-}
+use tomograph_test_support::collector;
 
 #[test]
 fn db_spans_reach_the_collector_without_rejections() {
@@ -72,14 +50,9 @@ fn db_spans_reach_the_collector_without_rejections() {
     let stats = tomograph::stats();
     assert_eq!(stats.dropped, 0, "{stats:?}");
 
-    let errors = get_json(&url, "/_errors");
-    assert_eq!(
-        errors,
-        Value::Array(Vec::new()),
-        "the collector rejected: {errors}"
-    );
+    collector::assert_no_rejections(&url);
 
-    let spans = get_json(&url, &format!("/api/v2/trace/{trace}"));
+    let spans = collector::trace(&url, trace);
     let spans = spans.as_array().expect("a JSON array of spans");
     let named = |name: &str| -> Vec<&Value> {
         spans

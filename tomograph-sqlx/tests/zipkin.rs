@@ -6,33 +6,13 @@
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use serde_json::Value;
 use sqlx::Executor;
 use tomograph::backend::zipkin::ZipkinBackend;
 use tomograph::{Config, FutureExt, ReporterOptions};
 use tomograph_sqlx::{TracedDatabase, TracedPool};
-
-/// A plain HTTP/1.0 GET on the collector; returns the JSON body.
-fn get(base: &str, path: &str) -> Value {
-    let authority = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(authority).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}"
-    );
-    serde_json::from_str(body).unwrap()
-}
+use tomograph_test_support::collector;
 
 async fn exercise<DB: TracedDatabase>(pool: &TracedPool<DB>, system: &str) -> String
 where
@@ -52,7 +32,7 @@ where
 }
 
 fn check(base: &str, trace: &str, system: &str) {
-    let spans = get(base, &format!("/api/v2/trace/{trace}"));
+    let spans = collector::trace(base, trace);
     let spans = spans.as_array().unwrap();
     // root, SELECT, the failed statement, TRANSACTION, BEGIN, COMMIT
     assert_eq!(spans.len(), 6, "{spans:#?}");
@@ -125,7 +105,7 @@ async fn sqlx_spans_are_accepted_by_the_zipkin_collector() {
     }
     tomograph::flush(Duration::from_secs(10)).unwrap();
 
-    assert_eq!(get(&base, "/_errors"), serde_json::json!([]));
+    collector::assert_no_rejections(&base);
     for (trace, system) in traces {
         check(&base, &trace, system);
     }
