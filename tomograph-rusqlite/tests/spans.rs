@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use common::{find, has_note, in_trace, memory, names, spans, tag, temp_db};
 use tomograph::sql::{QueryText, SqlMode};
 use tomograph::{FutureExt, Kind, Span};
@@ -468,6 +471,69 @@ fn annotation_mode_hooks_may_trace() {
     assert!(has_note(root, "sql SELECT error"));
     assert_eq!(tag(root, "alert.sent").as_deref(), Some("true"));
     assert!(tag(root, "error").is_some_and(|e| e.contains("no such table")));
+}
+
+/// A hook that panics is caught and logged: the statement fails as it would have, the hooks
+/// after it still run, a seed span the hook left open is closed as the panic left it, and the
+/// request's own seed span is not taken for one (it ends as the request says, unmarked).
+#[test]
+fn a_panicking_hook_leaves_the_statement_and_the_request_alone() {
+    for mode in [SqlMode::Spans, SqlMode::Annotations] {
+        let later = Arc::new(AtomicUsize::new(0));
+        let seen = later.clone();
+        let tracer = sql_tracer()
+            .mode(mode)
+            .on_error(|_| {
+                tomograph::start("hooks", "hook work", "", 0);
+                panic!("the hook failed");
+            })
+            .on_error(move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+            })
+            .build();
+        let db = TracedConnection::open_in_memory(tracer).unwrap();
+        memory();
+        tomograph::start("svc", "request", "", 0);
+        let trace = tomograph::get_trace_info().unwrap().trace_id();
+        let error = db
+            .query_row("SELECT * FROM missing", [], |r| r.get::<_, i64>(0))
+            .unwrap_err();
+        assert!(error.to_string().contains("no such table"), "{error}");
+        assert_eq!(
+            later.load(Ordering::SeqCst),
+            1,
+            "{mode:?}: the next hook ran"
+        );
+        tomograph::start("svc", "after", "", 0);
+        tomograph::stop("after").unwrap();
+        tomograph::stop("request").unwrap();
+        assert_eq!(tomograph::stack_depth(), 0);
+
+        let expected = if mode == SqlMode::Spans { 4 } else { 3 };
+        let spans = spans(trace, expected);
+        assert_eq!(spans.len(), expected, "{mode:?}: {:?}", names(&spans));
+        let (request, after, hook) = (
+            find(&spans, "request"),
+            find(&spans, "after"),
+            find(&spans, "hook work"),
+        );
+        // Not closed as left by the panic (in annotation mode it carries the statement's
+        // error, as its notes do).
+        assert_ne!(
+            tag(request, "error").as_deref(),
+            Some("panicked"),
+            "{mode:?}"
+        );
+        assert_eq!(after.parent_id(), Some(request.id()));
+        assert_eq!(tag(hook, "error").as_deref(), Some("panicked"));
+        if mode == SqlMode::Spans {
+            assert_eq!(tag(request, "error"), None);
+            let statement = find(&spans, "SELECT missing");
+            assert!(tag(statement, "error").is_some_and(|e| e.contains("no such table")));
+        } else {
+            assert!(has_note(request, "sql SELECT error"));
+        }
+    }
 }
 
 #[tomograph::traced]

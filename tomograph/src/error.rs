@@ -143,3 +143,14 @@ impl BackendError {
         self.retryable
     }
 }
+
+/// What a caught panic says: its message when it has one (`panic!("…")` with or without
+/// arguments), else `"no message"`. For the errors and logs that report a panic of user code
+/// (a backend, an `on_error` hook) that tomograph caught.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}

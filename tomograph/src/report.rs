@@ -61,7 +61,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use crossbeam_queue::ArrayQueue;
 
 use crate::backend::{Backend, Delivery};
-use crate::error::BackendError;
+use crate::error::{BackendError, panic_message};
 use crate::model::Span;
 use crate::sample::tail::{TailCounters, TailStage};
 use crate::sample::{SamplingStats, TailSampling};
@@ -1339,12 +1339,10 @@ impl Worker {
 
 /// What a backend that panicked says in its error: the panic's message when it has one.
 fn panicked(doing: &str, panic: &(dyn std::any::Any + Send)) -> String {
-    let message = panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("no message");
-    format!("the backend panicked while {doing}: {message}")
+    format!(
+        "the backend panicked while {doing}: {}",
+        panic_message(panic)
+    )
 }
 
 #[cfg(test)]

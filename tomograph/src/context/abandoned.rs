@@ -163,6 +163,33 @@ fn close_at_thread_exit() {
     let _ = THREAD_EXIT.try_with(|_| ());
 }
 
+/// Runs user code that tomograph calls and survives the panic of (an `on_error` hook),
+/// catching the panic. The thread goes on where it was, so the panic is settled here rather
+/// than by the next request: seed frames `f` opened and left (a `start` without its `stop`
+/// before the panic) are closed now, `error=panicked`, and the frames below them, still in
+/// use, are not marked as left by it.
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    let pending = PENDING.try_with(Cell::get).unwrap_or(false);
+    let depth = stack::depth();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    if result.is_err() {
+        if !pending {
+            let _ = PENDING.try_with(|p| p.set(false));
+        }
+        let at = AT_PANIC
+            .try_with(|snapshot| snapshot.try_borrow().ok().map(|s| s.at))
+            .ok()
+            .flatten();
+        if let Some(left) = stack::split_off_with(|frames| (frames.len() > depth).then_some(depth))
+        {
+            for frame in left.into_iter().rev() {
+                frame.abandon(PANICKED, at);
+            }
+        }
+    }
+    result
+}
+
 /// A request starts on this thread: closes the frames a caught panic left (see the module's
 /// documentation). One thread-local load when no panic is pending.
 #[inline]

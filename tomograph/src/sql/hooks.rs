@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::span::Failure;
 use super::{DbSystem, SqlTracer};
-use crate::context::stack;
+use crate::context::{abandoned, stack};
+use crate::error::panic_message;
 use crate::model::{Span, SpanId, TagValue, Text};
 
 pub(super) type ErrorHook = Arc<dyn Fn(&mut SqlErrorEvent<'_>) + Send + Sync>;
@@ -86,7 +87,17 @@ impl SqlTracer {
             span,
         };
         for hook in &self.inner.on_error {
-            (hook.0)(&mut event);
+            // A hook runs inside the driver's call (diesel's instrumentation, a pool's error
+            // path): its panic must not unwind through the driver's state, nor stop the
+            // hooks after it. Logged, and the statement goes on to fail as it would have.
+            if let Err(panic) = abandoned::catch_panic(|| (hook.0)(&mut event)) {
+                log::error!(
+                    "tomograph: an on_error hook panicked on a failed {} statement: {} (the \
+                     statement's error is returned as usual)",
+                    self.inner.system.name(),
+                    panic_message(&*panic)
+                );
+            }
         }
     }
 

@@ -213,7 +213,9 @@ impl SqlTracerBuilder {
     /// Calls `hook` exactly once for every failed statement, traced or not, with the SQL, the
     /// error and the span. Hooks run in the order they were added, on the thread where the
     /// statement failed, and may themselves trace (open a span, add a note, log through the
-    /// bridges): what they record lands under the current span.
+    /// bridges): what they record lands under the current span. A hook that panics is caught
+    /// and logged (`log::error!`): the hooks after it still run, and the statement fails as it
+    /// would have — the panic never unwinds through the driver.
     pub fn on_error(
         mut self,
         hook: impl Fn(&mut SqlErrorEvent<'_>) + Send + Sync + 'static,
