@@ -535,12 +535,19 @@ impl SqlSpan<'_> {
     /// the database's: `PoolTimedOut`); without one, `error.type` is `code`, else `_OTHER`.
     ///
     /// ```
+    /// use std::sync::{Arc, Mutex};
     /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let hook = seen.clone();
     /// let db = SqlTracer::builder(DbSystem::Postgres)
-    ///     .on_error(|event| assert_eq!((event.code(), event.error_type()), (Some("23505"), "UniqueViolation")))
+    ///     .on_error(move |event| {
+    ///         let code = event.code().map(str::to_owned);
+    ///         hook.lock().unwrap().push((code, event.error_type().to_owned()))
+    ///     })
     ///     .build();
     /// let error = std::io::Error::other("duplicate key value violates unique constraint");
     /// db.start("INSERT INTO users VALUES ($1)").fail_as("INSERT INTO users VALUES ($1)", &error, Some("23505"), Some("UniqueViolation"));
+    /// assert_eq!(*seen.lock().unwrap(), [(Some("23505".to_owned()), "UniqueViolation".to_owned())]);
     /// ```
     pub fn fail_as(
         mut self,

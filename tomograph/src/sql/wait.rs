@@ -116,14 +116,20 @@ impl SqlTracer {
     /// `sql acquire connection error` and the error on the current span.
     ///
     /// ```
+    /// use std::sync::{Arc, Mutex};
     /// use std::time::Duration;
     /// use tomograph::sql::{DbSystem, SqlTracer};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let hook = seen.clone();
     /// let db = SqlTracer::builder(DbSystem::Postgres)
-    ///     .on_error(|event| assert_eq!((event.sql(), event.error_type()), ("", "PoolTimedOut")))
+    ///     .on_error(move |event| {
+    ///         hook.lock().unwrap().push((event.sql().to_owned(), event.error_type().to_owned()))
+    ///     })
     ///     .build();
     /// let _request = tomograph::span("request").start();
     /// let error = std::io::Error::other("timed out waiting for a connection");
     /// db.pool_timed_out(Duration::from_millis(300), &error);
+    /// assert_eq!(*seen.lock().unwrap(), [(String::new(), "PoolTimedOut".to_owned())]);
     /// ```
     pub fn pool_timed_out(&self, waited: Duration, error: &(dyn Error + 'static)) {
         let failure = Failure {
