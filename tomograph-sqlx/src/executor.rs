@@ -139,9 +139,9 @@ impl<DB: TracedDatabase> Call<DB> {
 
     /// The statement completed.
     pub(crate) fn finish(&mut self) {
-        if let Some(span) = self.span.take() {
-            span.finish();
-        }
+        // Ended where it sits (dropping a span ends it as a success): not moved out first, a
+        // copy of a few hundred bytes.
+        self.span = None;
     }
 
     /// The statement ended with `result`: [`finish`](Call::finish) or [`fail`](Call::fail).
@@ -213,7 +213,8 @@ pub(crate) fn error_type(error: &Error) -> Option<&'static str> {
 
 impl<DB: TracedDatabase> Drop for Call<DB> {
     fn drop(&mut self) {
-        if let Some(mut span) = self.span.take() {
+        // The span ends after this, with the field, where it sits.
+        if let Some(span) = &mut self.span {
             span.annotate("dropped");
         }
     }
