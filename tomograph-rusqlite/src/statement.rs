@@ -323,9 +323,8 @@ impl<'stmt> TracedRows<'stmt> {
                 Ok(Some(row))
             }
             Ok(None) => {
-                if let Some(span) = self.span.take() {
-                    span.finish();
-                }
+                // Ended where it sits (dropping a span ends it as a success).
+                self.span = None;
                 Ok(None)
             }
             Err(e) => {
@@ -364,10 +363,8 @@ impl<'stmt> TracedRows<'stmt> {
 
 impl Drop for TracedRows<'_> {
     fn drop(&mut self) {
-        // The span tags the rows it counted.
-        if let Some(span) = self.span.take() {
-            span.finish();
-        }
+        // The span tags the rows it counted; ended here, where it sits, before the rows.
+        self.span = None;
     }
 }
 
