@@ -7,6 +7,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value;
+use tomograph::backend::zipkin::ZipkinBackend;
+use tomograph::{Config, ReporterOptions};
 
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -81,4 +83,25 @@ pub fn assert_no_rejections(base: &str) {
         Value::Array(Vec::new()),
         "the collector rejected something"
     );
+}
+
+/// Installs the process's tracer for a test that reads its spans back from the collector at
+/// `url`: service `service`, one Zipkin backend (JSON v2), batches sent every 10 ms.
+///
+/// # Panics
+/// When `url` is not a collector URL, or a tracer is installed already (each test file is a
+/// process of its own: one such test per file).
+pub fn install_zipkin_tracer(url: &str, service: &'static str) {
+    let zipkin = ZipkinBackend::builder()
+        .url(url)
+        .build()
+        .unwrap_or_else(|e| panic!("{url} is not a collector URL: {e}"));
+    let config = Config::builder()
+        .service_name(service)
+        .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(10)))
+        .backend(zipkin)
+        .build();
+    if let Err(e) = tomograph::init(config) {
+        panic!("the test's tracer could not be installed: {e}");
+    }
 }

@@ -7,8 +7,6 @@
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use tomograph::backend::zipkin::ZipkinBackend;
-use tomograph::{Config, ReporterOptions};
 use tomograph_diesel::DieselTracer;
 use tomograph_test_support::collector;
 
@@ -17,15 +15,7 @@ fn diesel_spans_are_accepted_by_the_zipkin_peer() {
     let Some(url) = tomograph::testing::require_env("TOMOGRAPH_TEST_ZIPKIN_URL") else {
         return;
     };
-    let zipkin = ZipkinBackend::builder().url(url.clone()).build().unwrap();
-    tomograph::init(
-        Config::builder()
-            .service_name("tomograph-diesel-test")
-            .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(5)))
-            .backend(zipkin)
-            .build(),
-    )
-    .unwrap();
+    collector::install_zipkin_tracer(&url, "tomograph-diesel-test");
     DieselTracer::from_url(":memory:")
         .install_default()
         .unwrap();

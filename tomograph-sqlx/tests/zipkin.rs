@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use sqlx::Executor;
-use tomograph::backend::zipkin::ZipkinBackend;
-use tomograph::{Config, FutureExt, ReporterOptions};
+use tomograph::FutureExt;
 use tomograph_sqlx::{TracedDatabase, TracedPool};
 use tomograph_test_support::collector;
 
@@ -83,15 +82,7 @@ async fn sqlx_spans_are_accepted_by_the_zipkin_collector() {
     let Some(base) = tomograph::testing::require_env("TOMOGRAPH_TEST_ZIPKIN_URL") else {
         return;
     };
-    let zipkin = ZipkinBackend::builder().url(base.clone()).build().unwrap();
-    tomograph::init(
-        Config::builder()
-            .service_name("tomograph-sqlx-zipkin-test")
-            .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(10)))
-            .backend(zipkin)
-            .build(),
-    )
-    .unwrap();
+    collector::install_zipkin_tracer(&base, "tomograph-sqlx-zipkin-test");
 
     let mut traces = Vec::new();
     let sqlite = TracedPool::<sqlx::Sqlite>::connect("sqlite::memory:")

@@ -14,10 +14,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::Value;
-use tomograph::backend::zipkin::ZipkinBackend;
 use tomograph::http::client::RequestBuilderExt;
-use tomograph::{Config, ReporterOptions};
 use tomograph_sqlx::TracedPool;
+use tomograph_test_support::collector;
 use tomograph_tracing::TomographLayer;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -48,15 +47,7 @@ fn tower_http_sqlx_and_instrumented_spans_reach_zipkin_as_one_trace() {
         return;
     };
     let url = url.trim_end_matches('/').to_owned();
-    let zipkin = ZipkinBackend::builder().url(url.clone()).build().unwrap();
-    tomograph::init(
-        Config::builder()
-            .service_name("bridge-client")
-            .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(20)))
-            .backend(zipkin)
-            .build(),
-    )
-    .unwrap();
+    collector::install_zipkin_tracer(&url, "bridge-client");
     tracing_subscriber::registry()
         .with(EnvFilter::new("info,tower_http=debug,sqlx::query=debug"))
         .with(TomographLayer::new())
@@ -67,7 +58,7 @@ fn tower_http_sqlx_and_instrumented_spans_reach_zipkin_as_one_trace() {
         .enable_all()
         .build()
         .unwrap();
-    let (trace, collected, errors) = rt.block_on(async {
+    let trace = rt.block_on(async {
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
             .connect("sqlite::memory:")
@@ -113,23 +104,11 @@ fn tower_http_sqlx_and_instrumented_spans_reach_zipkin_as_one_trace() {
             .await
             .unwrap()
             .unwrap();
-        let get = |path: String| {
-            let client = client.clone();
-            async move {
-                let body = client.get(path).send().await.unwrap().text().await.unwrap();
-                serde_json::from_str::<Value>(&body).unwrap()
-            }
-        };
-        let collected = get(format!("{url}/api/v2/trace/{trace}")).await;
-        let errors = get(format!("{url}/_errors")).await;
-        (trace, collected, errors)
+        trace
     });
 
-    assert_eq!(
-        errors,
-        Value::Array(vec![]),
-        "the collector refused something"
-    );
+    collector::assert_no_rejections(&url);
+    let collected = collector::trace(&url, trace);
     let spans = collected.as_array().expect("a JSON array of spans");
     // root, 2 × (client, server, tower-http request), load_user, SELECT
     assert_eq!(spans.len(), 9, "{collected:#}");

@@ -9,10 +9,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use serde_json::Value;
-use tomograph::backend::zipkin::ZipkinBackend;
 use tomograph::http::TraceLayer;
 use tomograph::http::client::RequestBuilderExt;
-use tomograph::{Config, ReporterOptions};
+use tomograph_test_support::collector;
 
 #[test]
 fn client_server_trace_reaches_zipkin_as_one_trace() {
@@ -20,22 +19,14 @@ fn client_server_trace_reaches_zipkin_as_one_trace() {
         return;
     };
     let url = url.trim_end_matches('/').to_owned();
-    let zipkin = ZipkinBackend::builder().url(url.clone()).build().unwrap();
-    tomograph::init(
-        Config::builder()
-            .service_name("client")
-            .reporter(ReporterOptions::default().batch_interval(Duration::from_millis(20)))
-            .backend(zipkin)
-            .build(),
-    )
-    .unwrap();
+    collector::install_zipkin_tracer(&url, "client");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let (trace, collected, errors) = rt.block_on(async {
+    let trace = rt.block_on(async {
         let app = Router::new()
             .route(
                 "/images",
@@ -65,30 +56,11 @@ fn client_server_trace_reaches_zipkin_as_one_trace() {
             .await
             .unwrap()
             .unwrap();
-        let get = |path: String| {
-            let client = client.clone();
-            async move {
-                client
-                    .get(path)
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .map(|body| serde_json::from_str::<Value>(&body).unwrap())
-                    .unwrap()
-            }
-        };
-        let collected = get(format!("{url}/api/v2/trace/{trace}")).await;
-        let errors = get(format!("{url}/_errors")).await;
-        (trace, collected, errors)
+        trace
     });
 
-    assert_eq!(
-        errors,
-        Value::Array(vec![]),
-        "the collector refused something"
-    );
+    collector::assert_no_rejections(&url);
+    let collected = collector::trace(&url, trace);
     let spans = collected.as_array().expect("a JSON array of spans");
     assert_eq!(spans.len(), 3, "{collected:#}");
     let find = |pred: &dyn Fn(&Value) -> bool| {
