@@ -34,13 +34,10 @@ impl InFlight {
             return;
         }
         if self.later.len() + 1 >= MAX_IN_FLIGHT {
+            // The next one (there are many) takes the slot.
             self.end_oldest();
         }
-        if self.oldest.is_none() {
-            self.oldest = Some(statement);
-        } else {
-            self.later.push_back(statement);
-        }
+        self.later.push_back(statement);
     }
 
     /// The oldest statement, the one the next finish belongs to.

@@ -26,15 +26,12 @@ impl LastStatement {
         if summary_override().is_some() || text.len() > MAX_KEPT_LEN {
             return Cow::Owned(tracer.statement(text));
         }
-        if self.statement.is_none() || self.text != text {
+        if self.text != text {
             self.text.clear();
             self.text.push_str(text);
-            self.statement = Some(tracer.statement(text));
+            self.statement = None;
         }
-        match &self.statement {
-            Some(known) => Cow::Borrowed(known),
-            None => Cow::Owned(tracer.statement(text)),
-        }
+        Cow::Borrowed(&*self.statement.get_or_insert_with(|| tracer.statement(text)))
     }
 }
 

@@ -134,7 +134,7 @@ impl Span {
 
     /// Records a failure: a note `error` now, and an `error` tag with `message`.
     pub fn record_error(&mut self, message: impl fmt::Display) {
-        self.mark_error(Timestamp::now(), message.to_string());
+        self.record_error_message(message.to_string());
     }
 
     /// [`record_error`](Self::record_error) with the message formatted already (by a caller

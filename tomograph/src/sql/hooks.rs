@@ -110,9 +110,8 @@ impl SqlTracer {
         if self.inner.on_error.is_empty() {
             return;
         }
-        let Some((id, mut copy)) =
-            id.and_then(|id| Some((id, stack::with_span(id, |s| s.clone())?)))
-        else {
+        let copy = id.and_then(|id| stack::with_span(id, |span| span.clone()));
+        let (Some(id), Some(mut copy)) = (id, copy) else {
             return self.run_hooks(failure, None);
         };
         let before = copy.tags.len();
